@@ -28,11 +28,11 @@ func DayKey(startMs int64) string {
 
 // Counter names of a bucket's flat form.
 const (
-	CounterStarted   = "started"
-	prefixStatus     = "status."
-	prefixOutcome    = "outcome."
-	prefixFailure    = "failure."
-	prefixError      = "error."
+	CounterStarted    = "started"
+	prefixStatus      = "status."
+	prefixOutcome     = "outcome."
+	prefixFailure     = "failure."
+	prefixError       = "error."
 	prefixDurationBin = "dur."
 )
 
