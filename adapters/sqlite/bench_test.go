@@ -1,0 +1,177 @@
+package sqlite_test
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/agentwatch/agentwatch/adapters/sqlite"
+	"github.com/agentwatch/agentwatch/adapters/storetest"
+	"github.com/agentwatch/agentwatch/app"
+	"github.com/agentwatch/agentwatch/domain"
+	"github.com/agentwatch/agentwatch/projections"
+	"github.com/agentwatch/agentwatch/projections/stuck"
+)
+
+// scanEvents is the size of BenchmarkScan's journal (AGENTWATCH_BENCH_SCAN_EVENTS
+// overrides it).
+func scanEvents() int {
+	if n, err := strconv.Atoi(os.Getenv("AGENTWATCH_BENCH_SCAN_EVENTS")); err == nil && n > 0 {
+		return n
+	}
+	return 1_000_000
+}
+
+var benchJournal struct {
+	once   sync.Once
+	dir    string
+	events int
+	err    error
+}
+
+// sharedJournal builds the scan benchmark's journal once per process.
+func sharedJournal(b *testing.B) (dir string, events int) {
+	b.Helper()
+	benchJournal.once.Do(func() {
+		benchJournal.dir, benchJournal.err = os.MkdirTemp("", "agentwatch-bench-*")
+		if benchJournal.err != nil {
+			return
+		}
+		ctx := context.Background()
+		db, err := sqlite.Open(ctx, benchJournal.dir, nil)
+		if err != nil {
+			benchJournal.err = err
+			return
+		}
+		defer db.Close()
+		journal := sqlite.NewJournalStore(db)
+		want := scanEvents()
+		start := time.Now()
+		for seed := uint64(0); benchJournal.events < want; seed++ {
+			evs := storetest.GenerateEvents(seed, 10_000, day.Add(time.Duration(seed)*24*time.Hour))
+			evs = evs[:min(len(evs), want-benchJournal.events)]
+			if _, err := journal.Append(ctx, evs); err != nil {
+				benchJournal.err = err
+				return
+			}
+			benchJournal.events += len(evs)
+		}
+		b.Logf("built a journal of %d events in %s", benchJournal.events, time.Since(start))
+	})
+	require.NoError(b, benchJournal.err)
+	return benchJournal.dir, benchJournal.events
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if benchJournal.dir != "" {
+		_ = os.RemoveAll(benchJournal.dir)
+	}
+	os.Exit(code)
+}
+
+// BenchmarkAppend appends batches of 1000 new events.
+func BenchmarkAppend(b *testing.B) {
+	db := openDB(b)
+	journal := sqlite.NewJournalStore(db)
+	const batch = 1000
+	var events []domain.Event
+	for seed := uint64(0); len(events) < b.N*batch; seed++ {
+		events = append(events, storetest.GenerateEvents(seed, 10_000, day.Add(time.Duration(seed)*24*time.Hour))...)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := journal.Append(b.Context(), events[i*batch:(i+1)*batch]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkScan scans the whole journal (1e6 events by default).
+func BenchmarkScan(b *testing.B) {
+	dir, n := sharedJournal(b)
+	db, err := sqlite.Open(b.Context(), dir, nil)
+	require.NoError(b, err)
+	defer db.Close()
+	journal := sqlite.NewJournalStore(db)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		got := 0
+		if err := journal.Scan(b.Context(), func(batch []domain.Event) error { got += len(batch); return nil }); err != nil {
+			b.Fatal(err)
+		}
+		if got != n {
+			b.Fatalf("scanned %d events, want %d", got, n)
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkScanFold is the read side of a rebuild: scan the journal and fold it into
+// projections.Model.
+func BenchmarkScanFold(b *testing.B) {
+	dir, n := sharedJournal(b)
+	db, err := sqlite.Open(b.Context(), dir, nil)
+	require.NoError(b, err)
+	defer db.Close()
+	journal := sqlite.NewJournalStore(db)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		m := projections.NewModel()
+		if err := journal.Scan(b.Context(), func(batch []domain.Event) error {
+			for j := range batch {
+				m.Apply(&batch[j])
+			}
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkBulkLoad loads the read models of ~170k sessions (as many index items) into a
+// fresh generation.
+func BenchmarkBulkLoad(b *testing.B) {
+	const sessionsN = 170_000
+	m := projections.NewModel()
+	for seed := uint64(0); m.Len() < sessionsN; seed++ {
+		evs := storetest.GenerateEvents(seed, 10_000, day.Add(time.Duration(seed)*24*time.Hour))
+		for i := range evs {
+			// GenerateEvents reuses session ids across seeds: keep them apart.
+			evs[i].SessionID += "-" + strconv.FormatUint(seed, 10)
+			m.Apply(&evs[i])
+		}
+	}
+	var sessions []domain.Session
+	for _, s := range m.Sessions() {
+		sessions = append(sessions, *s)
+	}
+	items, buckets := m.Index(), m.Stats()
+	var stuckWrites []app.StuckWrite
+	for _, e := range m.Stuck() {
+		stuckWrites = append(stuckWrites, app.StuckWrite{Entry: e, NextCheckMs: stuck.FirstCheckMs(day)})
+	}
+	b.Logf("%d sessions, %d index items, %d stats buckets, %d stuck entries", len(sessions), len(items), len(buckets), len(stuckWrites))
+	db := openDB(b)
+	store := sqlite.NewReadModelStore(db, 0)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		gen := i + 2
+		if err := store.BulkLoad(b.Context(), gen, sessions, items, buckets, stuckWrites); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := store.DropGeneration(b.Context(), gen); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(len(sessions)*b.N)/b.Elapsed().Seconds(), "sessions/s")
+}

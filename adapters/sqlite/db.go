@@ -1,0 +1,263 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// FileName is the name of the database file in the data directory.
+const FileName = "agentwatch.db"
+
+// Connection settings. The busy timeout is what lets two processes share the file: a
+// writer that finds the file locked waits for the other's transaction instead of failing.
+const (
+	busyTimeout  = 10 * time.Second
+	readConns    = 4
+	cacheSizeKiB = 64 << 10
+	mmapSize     = 1 << 30
+)
+
+// DB is one open agentwatch database. Writes are serialized on a single connection (each
+// write transaction starts with BEGIN IMMEDIATE, so that concurrent writers queue on the
+// lock instead of failing with SQLITE_BUSY on upgrade); reads use a small pool of
+// read-only connections and never block writers (WAL).
+//
+// A DB is safe for concurrent use. The stores built on it (JournalStore,
+// ReadModelStore, AlertStore, CheckpointStore, QuarantineStore) share it.
+type DB struct {
+	path   string
+	write  *sql.DB
+	read   *sql.DB
+	logger *slog.Logger
+	notify *notifier
+
+	stmtMu sync.Mutex
+	stmts  map[stmtKey]*sql.Stmt
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+type stmtKey struct {
+	pool  *sql.DB
+	query string
+}
+
+// Open opens the database in the data directory dir (the file dir/agentwatch.db),
+// creating the directory, the file and the schema as needed, and migrating an older
+// schema to the current version. Another process may have the same file open.
+func Open(ctx context.Context, dir string, logger *slog.Logger) (*DB, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("open sqlite: create data directory %s: %w", dir, err)
+	}
+	path, err := filepath.Abs(filepath.Join(dir, FileName))
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	db := &DB{path: path, logger: logger.With("db", path), stmts: map[stmtKey]*sql.Stmt{}}
+
+	ms := busyTimeout.Milliseconds()
+	common := url.Values{}
+	common.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", ms))
+	common.Add("_pragma", fmt.Sprintf("cache_size(-%d)", cacheSizeKiB))
+	common.Add("_pragma", "temp_store(MEMORY)")
+
+	w := cloneValues(common)
+	w.Add("_pragma", "journal_mode(WAL)")
+	w.Add("_pragma", "synchronous(NORMAL)")
+	w.Add("_pragma", "journal_size_limit(67108864)")
+	w.Set("_txlock", "immediate")
+	if db.write, err = sql.Open("sqlite", path+"?"+w.Encode()); err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	db.write.SetMaxOpenConns(1)
+	db.write.SetMaxIdleConns(1)
+	db.write.SetConnMaxIdleTime(0)
+	db.write.SetConnMaxLifetime(0)
+
+	// The first write connection switches the file to WAL; read connections open after
+	// the migration below, so they find it in WAL mode.
+	if err := db.migrate(ctx); err != nil {
+		_ = db.write.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+
+	r := cloneValues(common)
+	r.Add("_pragma", fmt.Sprintf("mmap_size(%d)", mmapSize))
+	r.Set("_query_only", "1")
+	if db.read, err = sql.Open("sqlite", path+"?"+r.Encode()); err != nil {
+		_ = db.write.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	db.read.SetMaxOpenConns(readConns)
+	db.read.SetMaxIdleConns(readConns)
+	db.read.SetConnMaxIdleTime(0)
+	db.read.SetConnMaxLifetime(0)
+	if err := db.read.PingContext(ctx); err != nil {
+		_ = db.read.Close()
+		_ = db.write.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+
+	db.notify = acquireNotifier(path)
+	db.logger.Debug("sqlite opened")
+	return db, nil
+}
+
+func cloneValues(v url.Values) url.Values {
+	out := url.Values{}
+	for k, vs := range v {
+		out[k] = append([]string(nil), vs...)
+	}
+	return out
+}
+
+// Path is the database file's path.
+func (db *DB) Path() string { return db.path }
+
+// Close closes the database. Subscribers and other users must be stopped first; Close is
+// idempotent.
+func (db *DB) Close() error {
+	db.closeOnce.Do(func() {
+		db.stmtMu.Lock()
+		var errs []error
+		for k, s := range db.stmts {
+			errs = append(errs, s.Close())
+			delete(db.stmts, k)
+		}
+		db.stmtMu.Unlock()
+		errs = append(errs, db.read.Close(), db.write.Close())
+		releaseNotifier(db.path)
+		if err := errors.Join(errs...); err != nil {
+			db.closeErr = fmt.Errorf("close sqlite %s: %w", db.path, err)
+		}
+	})
+	return db.closeErr
+}
+
+// stmt returns a statement prepared once per pool and query. database/sql re-prepares
+// it on another connection when it has to.
+func (db *DB) stmt(ctx context.Context, pool *sql.DB, query string) (*sql.Stmt, error) {
+	k := stmtKey{pool, query}
+	db.stmtMu.Lock()
+	defer db.stmtMu.Unlock()
+	if s, ok := db.stmts[k]; ok {
+		return s, nil
+	}
+	s, err := pool.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("prepare %q: %w", query, err)
+	}
+	db.stmts[k] = s
+	return s, nil
+}
+
+// writeStmts returns the write statements for queries, prepared once on the write
+// connection. It must be called before writeTx, never inside it: preparing needs the
+// one write connection that an open write transaction holds. Inside the transaction,
+// tx.StmtContext reuses the prepared statement.
+func (db *DB) writeStmts(ctx context.Context, queries ...string) ([]*sql.Stmt, error) {
+	out := make([]*sql.Stmt, len(queries))
+	for i, q := range queries {
+		st, err := db.stmt(ctx, db.write, q)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = st
+	}
+	return out, nil
+}
+
+// writeTx runs fn in a write transaction (BEGIN IMMEDIATE) and commits it, or rolls it
+// back when fn fails. fn must not prepare statements on the write pool (see
+// writeStmts) nor start another write transaction: the pool has one connection.
+func (db *DB) writeTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin write transaction: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// readTx runs fn in a read transaction: one consistent snapshot.
+func (db *DB) readTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("begin read transaction: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	return fn(tx)
+}
+
+// journalAppended returns a channel that is closed at the next append to the journal
+// through any DB of this process on the same file.
+func (db *DB) journalAppended() <-chan struct{} { return db.notify.wait() }
+
+// notifier broadcasts "something was appended" by closing a channel and replacing it.
+type notifier struct {
+	mu   sync.Mutex
+	ch   chan struct{}
+	refs int
+}
+
+func (n *notifier) wait() <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.ch
+}
+
+func (n *notifier) broadcast() {
+	n.mu.Lock()
+	close(n.ch)
+	n.ch = make(chan struct{})
+	n.mu.Unlock()
+}
+
+// notifiers are shared by the DBs of one process that have the same file open, so that
+// an append through one wakes the subscribers of another at once.
+var notifiers = struct {
+	sync.Mutex
+	m map[string]*notifier
+}{m: map[string]*notifier{}}
+
+func acquireNotifier(path string) *notifier {
+	notifiers.Lock()
+	defer notifiers.Unlock()
+	n := notifiers.m[path]
+	if n == nil {
+		n = &notifier{ch: make(chan struct{})}
+		notifiers.m[path] = n
+	}
+	n.refs++
+	return n
+}
+
+func releaseNotifier(path string) {
+	notifiers.Lock()
+	defer notifiers.Unlock()
+	if n := notifiers.m[path]; n != nil {
+		if n.refs--; n.refs <= 0 {
+			delete(notifiers.m, path)
+		}
+	}
+}

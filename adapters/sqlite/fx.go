@@ -1,0 +1,100 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"go.uber.org/fx"
+
+	"github.com/agentwatch/agentwatch/app"
+	"github.com/agentwatch/agentwatch/projections/executionindex"
+)
+
+// Config configures the embedded backend.
+type Config struct {
+	// DataDir holds the database file.
+	DataDir string
+}
+
+// Module provides every port of the embedded backend from one SQLite file: the
+// journal, the read models of the current generation, alerts, checkpoints and the
+// quarantine. WorkerFeedModule adds the journal tail.
+var Module = fx.Module("sqlite",
+	fx.Provide(
+		openDB,
+		NewJournalStore,
+		fx.Annotate(func(s *JournalStore) app.JournalAppender { return s }),
+		fx.Annotate(func(s *JournalStore) app.JournalReader { return s }),
+		fx.Annotate(func(s *JournalStore) app.JournalScanner { return s }),
+		fx.Annotate(func(s *JournalStore) app.JournalTail { return journalTail{s} }),
+		newCurrentReadModelStore,
+		fx.Annotate(func(s *ReadModelStore) app.ProjectionStore { return s }),
+		fx.Annotate(func(s *ReadModelStore) executionindex.Reader { return s }),
+		fx.Annotate(func(s *ReadModelStore) app.StatsReader { return s }),
+		fx.Annotate(func(s *ReadModelStore) app.StuckStore { return s }),
+		NewAlertStore,
+		fx.Annotate(func(s *AlertStore) app.AlertStore { return s }),
+		NewCheckpointStore,
+		fx.Annotate(func(s *CheckpointStore) app.CheckpointStore { return s }),
+		NewQuarantineStore,
+		fx.Annotate(func(s *QuarantineStore) app.Quarantine { return s }),
+	),
+)
+
+// WorkerFeedModule provides the journal tail as the worker's journal feed.
+var WorkerFeedModule = fx.Module("sqlite-feed",
+	fx.Provide(newJournalFeed),
+)
+
+func openDB(lc fx.Lifecycle, cfg Config, logger *slog.Logger) (*DB, error) {
+	db, err := Open(context.Background(), cfg.DataDir, logger)
+	if err != nil {
+		return nil, err
+	}
+	lc.Append(fx.StopHook(db.Close))
+	return db, nil
+}
+
+// newCurrentReadModelStore pins the generation that is current at start: the
+// projector's writes must not move to another generation halfway.
+func newCurrentReadModelStore(db *DB) (*ReadModelStore, error) {
+	gen, err := NewReadModelStore(db, 0).CurrentGeneration(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("current generation: %w", err)
+	}
+	return NewReadModelStore(db, gen), nil
+}
+
+func newJournalFeed(lc fx.Lifecycle, db *DB, cfg app.Config, logger *slog.Logger) (app.JournalFeed, error) {
+	sub, err := NewTailSubscriber(db, TailSubscriberConfig{CheckpointName: cfg.CheckpointName}, watermill.NewSlogLogger(logger))
+	if err != nil {
+		return app.JournalFeed{}, err
+	}
+	lc.Append(fx.StopHook(sub.Close))
+	return app.JournalFeed{Subscriber: sub, CheckpointName: cfg.CheckpointName}, nil
+}
+
+// journalTail adapts JournalStore to app.JournalTail (positions are seq numbers).
+type journalTail struct{ s *JournalStore }
+
+func (t journalTail) ReadAfter(ctx context.Context, position string, limit int) ([]app.PositionedEvent, error) {
+	var seq int64
+	if position != "" {
+		var err error
+		if seq, err = strconv.ParseInt(position, 10, 64); err != nil {
+			return nil, fmt.Errorf("journal position %q: %w", position, err)
+		}
+	}
+	rows, err := t.s.ReadAfter(ctx, seq, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]app.PositionedEvent, len(rows))
+	for i, r := range rows {
+		out[i] = app.PositionedEvent{Position: strconv.FormatInt(r.Seq, 10), Event: r.Event}
+	}
+	return out, nil
+}

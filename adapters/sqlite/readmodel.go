@@ -1,0 +1,971 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/agentwatch/agentwatch/app"
+	"github.com/agentwatch/agentwatch/domain"
+	"github.com/agentwatch/agentwatch/projections/agentstats"
+	"github.com/agentwatch/agentwatch/projections/executionindex"
+	"github.com/agentwatch/agentwatch/projections/stuck"
+)
+
+// ReadModelStore holds the read models of one generation: session aggregates with
+// their versions (sessions_gN), the execution index (executions_gN), agent stats
+// counters (agent_stats_gN) and stuck-detector entries (stuck_gN). A rebuild fills a new
+// generation next to the one serving and switches the current generation atomically
+// (SwitchGeneration); a store made for generation 0 follows the current one, call by
+// call.
+//
+// It is safe for concurrent use, also by several processes: every Commit is one write
+// transaction guarded by session versions.
+type ReadModelStore struct {
+	db  *DB
+	gen int
+	now func() time.Time
+}
+
+var (
+	_ app.ProjectionStore   = (*ReadModelStore)(nil)
+	_ executionindex.Reader = (*ReadModelStore)(nil)
+	_ app.StatsReader       = (*ReadModelStore)(nil)
+	_ app.StuckStore        = (*ReadModelStore)(nil)
+)
+
+// NewReadModelStore returns the read models of generation gen, or of whatever
+// generation is current at each call when gen is 0 (what query-side readers want).
+// Projectors should name their generation, so that a switch never redirects their
+// writes halfway.
+func NewReadModelStore(db *DB, gen int) *ReadModelStore {
+	return &ReadModelStore{db: db, gen: gen, now: time.Now}
+}
+
+// genSQL is the SQL of one generation's tables.
+type genSQL struct {
+	t              genTables
+	loadSessions   string
+	insertSession  string
+	updateSession  string
+	upsertExec     string
+	getExec        string
+	addStat        string
+	deleteZeroStat string
+	upsertStuck    string
+	deleteStuck    string
+}
+
+var genSQLCache sync.Map // int -> *genSQL
+
+func sqlOf(gen int) *genSQL {
+	if v, ok := genSQLCache.Load(gen); ok {
+		return v.(*genSQL)
+	}
+	t := tablesOf(gen)
+	q := &genSQL{
+		t:             t,
+		loadSessions:  `SELECT id, version, session FROM ` + t.sessions + ` WHERE id IN (SELECT value FROM json_each(?))`,
+		insertSession: `INSERT INTO ` + t.sessions + ` (id, version, session) VALUES (?, 1, ?) ON CONFLICT (id) DO NOTHING`,
+		updateSession: `UPDATE ` + t.sessions + ` SET version = version + 1, session = ? WHERE id = ? AND version = ?`,
+		// The rank guard: an item is replaced only by one of equal or higher rank, so a
+		// late RUNNING never overwrites a terminal status while a redrive reopens.
+		upsertExec: `INSERT INTO ` + t.executions + ` (execution_arn, agent_name, status, start_date, session_id, rank, item)
+			VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (execution_arn) DO UPDATE SET agent_name = excluded.agent_name, status = excluded.status,
+				start_date = excluded.start_date, session_id = excluded.session_id, rank = excluded.rank, item = excluded.item
+			WHERE excluded.rank >= ` + t.executions + `.rank`,
+		getExec: `SELECT item, rank FROM ` + t.executions + ` WHERE execution_arn = ?`,
+		addStat: `INSERT INTO ` + t.stats + ` (agent, bucket, counter, value) VALUES (?, ?, ?, ?)
+			ON CONFLICT (agent, bucket, counter) DO UPDATE SET value = value + excluded.value RETURNING value`,
+		deleteZeroStat: `DELETE FROM ` + t.stats + ` WHERE agent = ? AND bucket = ? AND counter = ? AND value = 0`,
+		upsertStuck: `INSERT INTO ` + t.stuckT + ` (session_id, next_check_ms, entry) VALUES (?, ?, ?)
+			ON CONFLICT (session_id) DO UPDATE SET next_check_ms = excluded.next_check_ms, entry = excluded.entry`,
+		deleteStuck: `DELETE FROM ` + t.stuckT + ` WHERE session_id = ?`,
+	}
+	v, _ := genSQLCache.LoadOrStore(gen, q)
+	return v.(*genSQL)
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+const currentGenSQL = `SELECT gen FROM generations WHERE current = 1`
+
+// generation is the store's generation, or the current one read through q.
+func (s *ReadModelStore) generation(ctx context.Context, q querier) (int, error) {
+	if s.gen > 0 {
+		return s.gen, nil
+	}
+	var gen int
+	if err := q.QueryRowContext(ctx, currentGenSQL).Scan(&gen); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return 0, fmt.Errorf("no current read-model generation: %w", domain.ErrNotFound)
+		}
+		return 0, fmt.Errorf("current read-model generation: %w", err)
+	}
+	return gen, nil
+}
+
+func (s *ReadModelStore) readSQL(ctx context.Context) (*genSQL, error) {
+	gen, err := s.generation(ctx, s.db.read)
+	if err != nil {
+		return nil, err
+	}
+	return sqlOf(gen), nil
+}
+
+// LoadSessions returns the stored sessions among ids with their versions. Sessions that
+// are not stored are absent from the map (their zero VersionedSession, version 0, is
+// what a new session starts from).
+func (s *ReadModelStore) LoadSessions(ctx context.Context, ids []string) (map[string]app.VersionedSession, error) {
+	out := make(map[string]app.VersionedSession, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	q, err := s.readSQL(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load %d sessions: %w", len(ids), err)
+	}
+	idsJSON, err := json.Marshal(ids)
+	if err != nil {
+		return nil, fmt.Errorf("load %d sessions: %w", len(ids), err)
+	}
+	st, err := s.db.stmt(ctx, s.db.read, q.loadSessions)
+	if err != nil {
+		return nil, fmt.Errorf("load %d sessions: %w", len(ids), err)
+	}
+	rows, err := st.QueryContext(ctx, idsJSON)
+	if err != nil {
+		return nil, fmt.Errorf("load %d sessions: %w", len(ids), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var vs app.VersionedSession
+		var raw sql.RawBytes
+		if err := rows.Scan(&id, &vs.Version, &raw); err != nil {
+			return nil, fmt.Errorf("load %d sessions: %w", len(ids), err)
+		}
+		if err := json.Unmarshal(raw, &vs.Session); err != nil {
+			return nil, fmt.Errorf("load session %s: decode: %w", id, err)
+		}
+		out[id] = vs
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load %d sessions: %w", len(ids), err)
+	}
+	return out, nil
+}
+
+// encodedBatch is a batch with its JSON encoded before the write lock is taken.
+type encodedBatch struct {
+	sessions [][]byte
+	items    [][]byte
+	stuck    [][]byte
+}
+
+func encodeBatch(b *app.Batch, indexedAt string) (encodedBatch, error) {
+	var e encodedBatch
+	var err error
+	e.sessions = make([][]byte, len(b.Sessions))
+	for i := range b.Sessions {
+		if e.sessions[i], err = json.Marshal(&b.Sessions[i].Session); err != nil {
+			return e, fmt.Errorf("encode session %s: %w", b.Sessions[i].Session.ID, err)
+		}
+	}
+	e.items = make([][]byte, len(b.Index))
+	for i := range b.Index {
+		it := b.Index[i]
+		it.IndexedAt = indexedAt
+		if e.items[i], err = json.Marshal(&it); err != nil {
+			return e, fmt.Errorf("encode execution %s: %w", it.ExecutionArn, err)
+		}
+	}
+	e.stuck = make([][]byte, len(b.Stuck))
+	for i := range b.Stuck {
+		if b.Stuck[i].Delete {
+			continue
+		}
+		if e.stuck[i], err = json.Marshal(&b.Stuck[i].Entry); err != nil {
+			return e, fmt.Errorf("encode stuck entry %s: %w", b.Stuck[i].Entry.SessionID, err)
+		}
+	}
+	return e, nil
+}
+
+// conflictError reports the session whose version moved.
+type conflictError struct {
+	sessionID string
+	version   int64
+}
+
+func (e *conflictError) Error() string {
+	if e.version == 0 {
+		return fmt.Sprintf("session %s already exists: %v", e.sessionID, domain.ErrConflict)
+	}
+	return fmt.Sprintf("session %s is no longer at version %d: %v", e.sessionID, e.version, domain.ErrConflict)
+}
+
+func (e *conflictError) Unwrap() error { return domain.ErrConflict }
+
+// commitStmts are the statements of a commit, prepared on the write connection.
+type commitStmts struct {
+	insertSession, updateSession, upsertExec, addStat, deleteZeroStat, upsertStuck, deleteStuck, setCheckpoint *sql.Stmt
+}
+
+func (s *ReadModelStore) commitStmts(ctx context.Context) (*commitStmts, error) {
+	gen, err := s.generation(ctx, s.db.read)
+	if err != nil {
+		return nil, err
+	}
+	q := sqlOf(gen)
+	st, err := s.db.writeStmts(ctx, q.insertSession, q.updateSession, q.upsertExec, q.addStat, q.deleteZeroStat,
+		q.upsertStuck, q.deleteStuck, setCheckpointSQL)
+	if err != nil {
+		return nil, err
+	}
+	return &commitStmts{st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7]}, nil
+}
+
+// Commit writes the batch in one transaction: sessions under their version check,
+// index items under the rank guard with indexedAt stamped to the commit time, stats
+// deltas added to the counters (counters that reach 0 are deleted), stuck entries
+// upserted or deleted, and the checkpoint. When a session's version moved, nothing is
+// written and the error matches domain.ErrConflict.
+//
+// A store that follows the current generation (generation 0) resolves it when the
+// commit starts: a commit that races with SwitchGeneration lands in the generation
+// that was current before the switch.
+func (s *ReadModelStore) Commit(ctx context.Context, b app.Batch) error {
+	now := s.now()
+	enc, err := encodeBatch(&b, domain.FormatTime(now))
+	if err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	cs, err := s.commitStmts(ctx)
+	if err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	err = s.db.writeTx(ctx, func(tx *sql.Tx) error {
+		bind := func(st *sql.Stmt) *sql.Stmt { return tx.StmtContext(ctx, st) }
+		if err := writeSessions(ctx, bind, cs, b.Sessions, enc.sessions); err != nil {
+			return err
+		}
+		if err := writeIndex(ctx, bind, cs, b.Index, enc.items); err != nil {
+			return err
+		}
+		if err := addStats(ctx, bind, cs, b.Stats); err != nil {
+			return err
+		}
+		if err := writeStuck(ctx, bind, cs, b.Stuck, enc.stuck); err != nil {
+			return err
+		}
+		if b.Checkpoint != nil {
+			return setCheckpoint(ctx, bind(cs.setCheckpoint), b.Checkpoint.Name, b.Checkpoint.Position)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("commit %d sessions: %w", len(b.Sessions), err)
+	}
+	return nil
+}
+
+func writeSessions(ctx context.Context, bind func(*sql.Stmt) *sql.Stmt, cs *commitStmts, ws []app.SessionWrite, enc [][]byte) error {
+	if len(ws) == 0 {
+		return nil
+	}
+	ins, upd := bind(cs.insertSession), bind(cs.updateSession)
+	for i := range ws {
+		w := &ws[i]
+		var res sql.Result
+		var err error
+		if w.Version == 0 {
+			res, err = ins.ExecContext(ctx, w.Session.ID, enc[i])
+		} else {
+			res, err = upd.ExecContext(ctx, enc[i], w.Session.ID, w.Version)
+		}
+		if err != nil {
+			return fmt.Errorf("write session %s: %w", w.Session.ID, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("write session %s: %w", w.Session.ID, err)
+		}
+		if n != 1 {
+			return &conflictError{sessionID: w.Session.ID, version: w.Version}
+		}
+	}
+	return nil
+}
+
+func writeIndex(ctx context.Context, bind func(*sql.Stmt) *sql.Stmt, cs *commitStmts, items []executionindex.Item, enc [][]byte) error {
+	if len(items) == 0 {
+		return nil
+	}
+	st := bind(cs.upsertExec)
+	for i := range items {
+		it := &items[i]
+		if _, err := st.ExecContext(ctx, it.ExecutionArn, it.AgentName, it.Status, it.StartDate, it.SessionID, it.Rank, enc[i]); err != nil {
+			return fmt.Errorf("index execution %s: %w", it.ExecutionArn, err)
+		}
+	}
+	return nil
+}
+
+func addStats(ctx context.Context, bind func(*sql.Stmt) *sql.Stmt, cs *commitStmts, deltas []agentstats.Delta) error {
+	if len(deltas) == 0 {
+		return nil
+	}
+	add, del := bind(cs.addStat), bind(cs.deleteZeroStat)
+	for _, d := range deltas {
+		for counter, v := range d.Counters {
+			if v == 0 {
+				continue
+			}
+			var sum int64
+			if err := add.QueryRowContext(ctx, d.Agent, d.Bucket, counter, v).Scan(&sum); err != nil {
+				return fmt.Errorf("add stats %s/%s/%s: %w", d.Agent, d.Bucket, counter, err)
+			}
+			if sum != 0 {
+				continue
+			}
+			if _, err := del.ExecContext(ctx, d.Agent, d.Bucket, counter); err != nil {
+				return fmt.Errorf("delete stats %s/%s/%s: %w", d.Agent, d.Bucket, counter, err)
+			}
+		}
+	}
+	return nil
+}
+
+func writeStuck(ctx context.Context, bind func(*sql.Stmt) *sql.Stmt, cs *commitStmts, ws []app.StuckWrite, enc [][]byte) error {
+	if len(ws) == 0 {
+		return nil
+	}
+	up, del := bind(cs.upsertStuck), bind(cs.deleteStuck)
+	for i := range ws {
+		w := &ws[i]
+		var err error
+		if w.Delete {
+			_, err = del.ExecContext(ctx, w.Entry.SessionID)
+		} else {
+			_, err = up.ExecContext(ctx, w.Entry.SessionID, w.NextCheckMs, enc[i])
+		}
+		if err != nil {
+			return fmt.Errorf("write stuck entry %s: %w", w.Entry.SessionID, err)
+		}
+	}
+	return nil
+}
+
+// Get returns the index item of one execution; domain.ErrNotFound (wrapped) when the
+// index has none.
+func (s *ReadModelStore) Get(ctx context.Context, executionArn string) (executionindex.Item, error) {
+	q, err := s.readSQL(ctx)
+	if err != nil {
+		return executionindex.Item{}, fmt.Errorf("get execution %s: %w", executionArn, err)
+	}
+	st, err := s.db.stmt(ctx, s.db.read, q.getExec)
+	if err != nil {
+		return executionindex.Item{}, fmt.Errorf("get execution %s: %w", executionArn, err)
+	}
+	var raw []byte
+	var rank int64
+	err = st.QueryRowContext(ctx, executionArn).Scan(&raw, &rank)
+	if errors.Is(err, sql.ErrNoRows) {
+		return executionindex.Item{}, fmt.Errorf("get execution %s: %w", executionArn, domain.ErrNotFound)
+	}
+	if err != nil {
+		return executionindex.Item{}, fmt.Errorf("get execution %s: %w", executionArn, err)
+	}
+	it, err := decodeExecItem(raw, rank)
+	if err != nil {
+		return executionindex.Item{}, fmt.Errorf("get execution %s: %w", executionArn, err)
+	}
+	return it, nil
+}
+
+func decodeExecItem(raw []byte, rank int64) (executionindex.Item, error) {
+	var it executionindex.Item
+	if err := json.Unmarshal(raw, &it); err != nil {
+		return it, fmt.Errorf("decode stored item: %w", err)
+	}
+	it.Rank = rank
+	return it, nil
+}
+
+// pageCursor is the position after which a page continues: the last item's startDate
+// and ARN (the order is total).
+type pageCursor struct {
+	StartDate string `json:"s"`
+	Arn       string `json:"a"`
+}
+
+func encodeCursor(it *executionindex.Item) string {
+	b, _ := json.Marshal(pageCursor{StartDate: it.StartDate, Arn: it.ExecutionArn})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeCursor(s string) (pageCursor, error) {
+	var c pageCursor
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err == nil {
+		err = json.Unmarshal(b, &c)
+	}
+	if err != nil || c.Arn == "" {
+		return c, &domain.FieldError{Field: "cursor", Reason: "is not a cursor this server returned"}
+	}
+	return c, nil
+}
+
+// Query answers an index query in startDate order (newest first unless q.Ascending),
+// ties broken by ARN, from the index that fits: (agent, startDate), (status,
+// startDate), or startDate alone. NextCursor is set exactly when more items follow.
+func (s *ReadModelStore) Query(ctx context.Context, q executionindex.Query) (executionindex.Page, error) {
+	if err := q.Normalize(); err != nil {
+		return executionindex.Page{}, fmt.Errorf("query executions: %w", err)
+	}
+	g, err := s.readSQL(ctx)
+	if err != nil {
+		return executionindex.Page{}, fmt.Errorf("query executions: %w", err)
+	}
+	var where []string
+	var args []any
+	if q.AgentName != "" {
+		where = append(where, `agent_name = ?`)
+		args = append(args, q.AgentName)
+	}
+	if q.Status != "" {
+		where = append(where, `status = ?`)
+		args = append(args, q.Status)
+	}
+	if !q.From.IsZero() {
+		where = append(where, `start_date >= ?`)
+		args = append(args, domain.FormatTime(q.From))
+	}
+	if !q.To.IsZero() {
+		where = append(where, `start_date <= ?`)
+		args = append(args, domain.FormatTime(q.To))
+	}
+	cmp, order := `<`, `DESC`
+	if q.Ascending {
+		cmp, order = `>`, `ASC`
+	}
+	if q.Cursor != "" {
+		c, err := decodeCursor(q.Cursor)
+		if err != nil {
+			return executionindex.Page{}, fmt.Errorf("query executions: %w", err)
+		}
+		where = append(where, `(start_date `+cmp+` ? OR (start_date = ? AND execution_arn `+cmp+` ?))`)
+		args = append(args, c.StartDate, c.StartDate, c.Arn)
+	}
+	var b strings.Builder
+	b.WriteString(`SELECT item, rank FROM ` + g.t.executions)
+	if len(where) > 0 {
+		b.WriteString(` WHERE ` + strings.Join(where, ` AND `))
+	}
+	b.WriteString(` ORDER BY start_date ` + order + `, execution_arn ` + order + ` LIMIT ?`)
+	args = append(args, q.Limit+1)
+
+	rows, err := s.db.read.QueryContext(ctx, b.String(), args...)
+	if err != nil {
+		return executionindex.Page{}, fmt.Errorf("query executions: %w", err)
+	}
+	defer rows.Close()
+	page := executionindex.Page{Items: make([]executionindex.Item, 0, min(q.Limit, 64))}
+	more := false
+	for rows.Next() {
+		if len(page.Items) == q.Limit {
+			more = true
+			break
+		}
+		var raw sql.RawBytes
+		var rank int64
+		if err := rows.Scan(&raw, &rank); err != nil {
+			return executionindex.Page{}, fmt.Errorf("query executions: %w", err)
+		}
+		it, err := decodeExecItem(raw, rank)
+		if err != nil {
+			return executionindex.Page{}, fmt.Errorf("query executions: %w", err)
+		}
+		page.Items = append(page.Items, it)
+	}
+	if err := rows.Err(); err != nil {
+		return executionindex.Page{}, fmt.Errorf("query executions: %w", err)
+	}
+	if more {
+		page.NextCursor = encodeCursor(&page.Items[len(page.Items)-1])
+	}
+	return page, nil
+}
+
+// Stats returns the stats buckets of one agent (or all) at one granularity (HOUR# or
+// DAY#; "" selects both) whose start lies in [From, To], sorted by agent then bucket.
+func (s *ReadModelStore) Stats(ctx context.Context, q app.StatsQuery) ([]agentstats.Bucket, error) {
+	var prefixes []string
+	switch q.Granularity {
+	case agentstats.HourPrefix, agentstats.DayPrefix:
+		prefixes = []string{q.Granularity}
+	case "":
+		prefixes = []string{agentstats.DayPrefix, agentstats.HourPrefix}
+	default:
+		return nil, fmt.Errorf("stats: %w", &domain.FieldError{Field: "granularity",
+			Reason: fmt.Sprintf("must be %q or %q", agentstats.HourPrefix, agentstats.DayPrefix)})
+	}
+	if !q.From.IsZero() && !q.To.IsZero() && q.To.Before(q.From) {
+		return nil, fmt.Errorf("stats: %w", &domain.FieldError{Field: "to", Reason: "must not be before from"})
+	}
+	g, err := s.readSQL(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
+	}
+	var ranges []string
+	var args []any
+	for _, p := range prefixes {
+		lo, hi := bucketRange(p, q.From, q.To)
+		ranges = append(ranges, `(bucket >= ? AND bucket <= ?)`)
+		args = append(args, lo, hi)
+	}
+	query := `SELECT agent, bucket, counter, value FROM ` + g.t.stats + ` WHERE (` + strings.Join(ranges, ` OR `) + `)`
+	if q.AgentName != "" {
+		query += ` AND agent = ?`
+		args = append(args, q.AgentName)
+	}
+	query += ` ORDER BY agent, bucket`
+	rows, err := s.db.read.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
+	}
+	defer rows.Close()
+	var out []agentstats.Bucket
+	for rows.Next() {
+		var agent, bucket, counter string
+		var v int64
+		if err := rows.Scan(&agent, &bucket, &counter, &v); err != nil {
+			return nil, fmt.Errorf("stats: %w", err)
+		}
+		if n := len(out); n == 0 || out[n-1].Agent != agent || out[n-1].Bucket != bucket {
+			out = append(out, agentstats.Bucket{Agent: agent, Bucket: bucket, Counters: agentstats.Counters{}})
+		}
+		out[len(out)-1].Counters[counter] = v
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
+	}
+	return out, nil
+}
+
+// bucketRange returns the bucket keys of prefix whose bucket start lies in [from, to].
+func bucketRange(prefix string, from, to time.Time) (lo, hi string) {
+	unit, layout := time.Hour, "2006-01-02T15"
+	if prefix == agentstats.DayPrefix {
+		unit, layout = 24*time.Hour, "2006-01-02"
+	}
+	lo, hi = prefix, prefix+"\xff"
+	if !from.IsZero() {
+		f := from.UTC()
+		start := f.Truncate(unit) // UTC: hours and days are whole multiples since year 1
+		if start.Before(f) {
+			start = start.Add(unit)
+		}
+		lo = prefix + start.Format(layout)
+	}
+	if !to.IsZero() {
+		hi = prefix + to.UTC().Format(layout)
+	}
+	return lo, hi
+}
+
+// DueEntries returns up to limit entries whose next check is at or before nowMs,
+// earliest first (limit <= 0: all).
+func (s *ReadModelStore) DueEntries(ctx context.Context, nowMs int64, limit int) ([]app.DueEntry, error) {
+	g, err := s.readSQL(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("due stuck entries: %w", err)
+	}
+	if limit <= 0 {
+		limit = -1
+	}
+	rows, err := s.db.read.QueryContext(ctx, `SELECT entry, next_check_ms FROM `+g.t.stuckT+`
+		WHERE next_check_ms <= ? ORDER BY next_check_ms, session_id LIMIT ?`, nowMs, limit)
+	if err != nil {
+		return nil, fmt.Errorf("due stuck entries: %w", err)
+	}
+	defer rows.Close()
+	var out []app.DueEntry
+	for rows.Next() {
+		var raw sql.RawBytes
+		var d app.DueEntry
+		if err := rows.Scan(&raw, &d.NextCheckMs); err != nil {
+			return nil, fmt.Errorf("due stuck entries: %w", err)
+		}
+		if err := json.Unmarshal(raw, &d.Entry); err != nil {
+			return nil, fmt.Errorf("due stuck entries: decode: %w", err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("due stuck entries: %w", err)
+	}
+	return out, nil
+}
+
+// SetNextCheck moves an entry's next check from prev to next. When the entry's next
+// check is no longer prev — a commit rewrote it, or it was deleted — nothing changes and
+// the error matches domain.ErrConflict.
+func (s *ReadModelStore) SetNextCheck(ctx context.Context, sessionID string, prev, next int64) error {
+	if err := s.ifNextCheck(ctx, prev, `UPDATE %s SET next_check_ms = ? WHERE session_id = ? AND next_check_ms = ?`,
+		next, sessionID, prev); err != nil {
+		return fmt.Errorf("set next check of %s: %w", sessionID, err)
+	}
+	return nil
+}
+
+// DeleteEntry drops an entry whose next check is still prev. When it is no longer prev
+// — a commit rewrote the entry, or it is gone — nothing changes and the error matches
+// domain.ErrConflict.
+func (s *ReadModelStore) DeleteEntry(ctx context.Context, sessionID string, prev int64) error {
+	if err := s.ifNextCheck(ctx, prev, `DELETE FROM %s WHERE session_id = ? AND next_check_ms = ?`,
+		sessionID, prev); err != nil {
+		return fmt.Errorf("delete stuck entry %s: %w", sessionID, err)
+	}
+	return nil
+}
+
+// ifNextCheck runs a statement on the stuck table (named by %s) that must change
+// exactly the entry whose next check is prev.
+func (s *ReadModelStore) ifNextCheck(ctx context.Context, prev int64, stmt string, args ...any) error {
+	gen, err := s.generation(ctx, s.db.read)
+	if err != nil {
+		return err
+	}
+	stmts, err := s.db.writeStmts(ctx, fmt.Sprintf(stmt, sqlOf(gen).t.stuckT))
+	if err != nil {
+		return err
+	}
+	return s.db.writeTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.StmtContext(ctx, stmts[0]).ExecContext(ctx, args...)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n != 1 {
+			return fmt.Errorf("next check is no longer %d: %w", prev, domain.ErrConflict)
+		}
+		return nil
+	})
+}
+
+// OpenEntries lists every stored detector entry, sorted by session id.
+func (s *ReadModelStore) OpenEntries(ctx context.Context) ([]stuck.Entry, error) {
+	g, err := s.readSQL(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("stuck entries: %w", err)
+	}
+	rows, err := s.db.read.QueryContext(ctx, `SELECT entry FROM `+g.t.stuckT+` ORDER BY session_id`)
+	if err != nil {
+		return nil, fmt.Errorf("stuck entries: %w", err)
+	}
+	defer rows.Close()
+	var out []stuck.Entry
+	for rows.Next() {
+		var raw sql.RawBytes
+		if err := rows.Scan(&raw); err != nil {
+			return nil, fmt.Errorf("stuck entries: %w", err)
+		}
+		var e stuck.Entry
+		if err := json.Unmarshal(raw, &e); err != nil {
+			return nil, fmt.Errorf("stuck entries: decode: %w", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("stuck entries: %w", err)
+	}
+	return out, nil
+}
+
+// CurrentGeneration returns the generation that serves reads.
+func (s *ReadModelStore) CurrentGeneration(ctx context.Context) (int, error) {
+	var gen int
+	err := s.db.read.QueryRowContext(ctx, currentGenSQL).Scan(&gen)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("current generation: %w", domain.ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("current generation: %w", err)
+	}
+	return gen, nil
+}
+
+// Generations lists the generations that exist, in order.
+func (s *ReadModelStore) Generations(ctx context.Context) ([]int, error) {
+	rows, err := s.db.read.QueryContext(ctx, `SELECT gen FROM generations ORDER BY gen`)
+	if err != nil {
+		return nil, fmt.Errorf("list generations: %w", err)
+	}
+	defer rows.Close()
+	var out []int
+	for rows.Next() {
+		var g int
+		if err := rows.Scan(&g); err != nil {
+			return nil, fmt.Errorf("list generations: %w", err)
+		}
+		out = append(out, g)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list generations: %w", err)
+	}
+	return out, nil
+}
+
+// CreateGeneration creates the (empty) tables of generation gen (>= 1). Creating one
+// that exists does nothing.
+func (s *ReadModelStore) CreateGeneration(ctx context.Context, gen int) error {
+	if err := s.db.writeTx(ctx, func(tx *sql.Tx) error { return createGeneration(ctx, tx, gen) }); err != nil {
+		return fmt.Errorf("create generation %d: %w", gen, err)
+	}
+	return nil
+}
+
+// SwitchGeneration makes gen the generation that serves reads, atomically;
+// domain.ErrNotFound when it was never created.
+func (s *ReadModelStore) SwitchGeneration(ctx context.Context, gen int) error {
+	err := s.db.writeTx(ctx, func(tx *sql.Tx) error {
+		var one int
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM generations WHERE gen = ?`, gen).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return domain.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE generations SET current = 0 WHERE current = 1 AND gen <> ?`, gen); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE generations SET current = 1 WHERE gen = ?`, gen)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("switch to generation %d: %w", gen, err)
+	}
+	s.db.logger.Info("read-model generation switched", "generation", gen)
+	return nil
+}
+
+// DropGeneration drops the tables of generation gen. The current generation cannot be
+// dropped (domain.ErrConflict); dropping one that does not exist does nothing.
+func (s *ReadModelStore) DropGeneration(ctx context.Context, gen int) error {
+	err := s.db.writeTx(ctx, func(tx *sql.Tx) error {
+		var current int
+		err := tx.QueryRowContext(ctx, `SELECT current FROM generations WHERE gen = ?`, gen).Scan(&current)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if current == 1 {
+			return fmt.Errorf("it serves reads: %w", domain.ErrConflict)
+		}
+		for _, t := range tablesOf(gen).all() {
+			if _, err := tx.ExecContext(ctx, `DROP TABLE IF EXISTS `+t); err != nil {
+				return err
+			}
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM generations WHERE gen = ?`, gen)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("drop generation %d: %w", gen, err)
+	}
+	return nil
+}
+
+// BulkLoad writes a folded state into generation gen (created when missing) in one
+// transaction, for a rebuild: sessions are stored (at version 1, or one above the
+// stored version), index items upserted under the rank guard with indexedAt stamped
+// (unless set), stats counters set to the buckets' values, stuck writes applied. Rows
+// it is not given are left as they are: it is meant for a fresh generation. The
+// secondary indexes are dropped for the load and rebuilt after it.
+func (s *ReadModelStore) BulkLoad(ctx context.Context, gen int, sessions []domain.Session, items []executionindex.Item,
+	buckets []agentstats.Bucket, stuckWrites []app.StuckWrite) error {
+	if gen < 1 {
+		return fmt.Errorf("bulk load: generation %d: generations start at 1", gen)
+	}
+	start := time.Now()
+	indexedAt := domain.FormatTime(s.now())
+	t := tablesOf(gen)
+	q := sqlOf(gen)
+	err := s.db.writeTx(ctx, func(tx *sql.Tx) error {
+		if err := createGeneration(ctx, tx, gen); err != nil {
+			return err
+		}
+		for _, ix := range t.indexNames() {
+			if _, err := tx.ExecContext(ctx, `DROP INDEX IF EXISTS `+ix); err != nil {
+				return fmt.Errorf("drop index %s: %w", ix, err)
+			}
+		}
+		if err := bulkSessions(ctx, tx, t, sessions); err != nil {
+			return err
+		}
+		if err := bulkItems(ctx, tx, q, items, indexedAt); err != nil {
+			return err
+		}
+		if err := bulkStats(ctx, tx, t, buckets); err != nil {
+			return err
+		}
+		if err := bulkStuck(ctx, tx, q, stuckWrites); err != nil {
+			return err
+		}
+		for _, ddl := range t.indexDDL() {
+			if _, err := tx.ExecContext(ctx, ddl); err != nil {
+				return fmt.Errorf("create index: %q: %w", ddl, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("bulk load generation %d: %w", gen, err)
+	}
+	s.db.logger.Info("read-model generation loaded", "generation", gen, "sessions", len(sessions),
+		"executions", len(items), "buckets", len(buckets), "stuck", len(stuckWrites), "took", time.Since(start))
+	return nil
+}
+
+// sortedOrder returns the indexes of n elements sorted by key: inserting in key order
+// appends to the B-trees instead of splitting pages all over them.
+func sortedOrder(n int, key func(i int) string) []int32 {
+	idx := make([]int32, n)
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	sort.Slice(idx, func(a, b int) bool { return key(int(idx[a])) < key(int(idx[b])) })
+	return idx
+}
+
+func bulkSessions(ctx context.Context, tx *sql.Tx, t genTables, sessions []domain.Session) error {
+	if len(sessions) == 0 {
+		return nil
+	}
+	st, err := tx.PrepareContext(ctx, `INSERT INTO `+t.sessions+` (id, version, session) VALUES (?, 1, ?)
+		ON CONFLICT (id) DO UPDATE SET version = version + 1, session = excluded.session`)
+	if err != nil {
+		return fmt.Errorf("prepare session load: %w", err)
+	}
+	defer st.Close()
+	for _, i := range sortedOrder(len(sessions), func(i int) string { return sessions[i].ID }) {
+		ss := &sessions[i]
+		b, err := json.Marshal(ss)
+		if err != nil {
+			return fmt.Errorf("encode session %s: %w", ss.ID, err)
+		}
+		if _, err := st.ExecContext(ctx, ss.ID, b); err != nil {
+			return fmt.Errorf("load session %s: %w", ss.ID, err)
+		}
+	}
+	return nil
+}
+
+func bulkItems(ctx context.Context, tx *sql.Tx, q *genSQL, items []executionindex.Item, indexedAt string) error {
+	if len(items) == 0 {
+		return nil
+	}
+	st, err := tx.PrepareContext(ctx, q.upsertExec)
+	if err != nil {
+		return fmt.Errorf("prepare index load: %w", err)
+	}
+	defer st.Close()
+	for _, i := range sortedOrder(len(items), func(i int) string { return items[i].ExecutionArn }) {
+		it := items[i]
+		if it.IndexedAt == "" {
+			it.IndexedAt = indexedAt
+		}
+		b, err := json.Marshal(&it)
+		if err != nil {
+			return fmt.Errorf("encode execution %s: %w", it.ExecutionArn, err)
+		}
+		if _, err := st.ExecContext(ctx, it.ExecutionArn, it.AgentName, it.Status, it.StartDate, it.SessionID, it.Rank, b); err != nil {
+			return fmt.Errorf("load execution %s: %w", it.ExecutionArn, err)
+		}
+	}
+	return nil
+}
+
+func bulkStats(ctx context.Context, tx *sql.Tx, t genTables, buckets []agentstats.Bucket) error {
+	if len(buckets) == 0 {
+		return nil
+	}
+	set, err := tx.PrepareContext(ctx, `INSERT INTO `+t.stats+` (agent, bucket, counter, value) VALUES (?, ?, ?, ?)
+		ON CONFLICT (agent, bucket, counter) DO UPDATE SET value = excluded.value`)
+	if err != nil {
+		return fmt.Errorf("prepare stats load: %w", err)
+	}
+	defer set.Close()
+	del, err := tx.PrepareContext(ctx, `DELETE FROM `+t.stats+` WHERE agent = ? AND bucket = ? AND counter = ?`)
+	if err != nil {
+		return fmt.Errorf("prepare stats load: %w", err)
+	}
+	defer del.Close()
+	for _, b := range buckets {
+		counters := make([]string, 0, len(b.Counters))
+		for c := range b.Counters {
+			counters = append(counters, c)
+		}
+		sort.Strings(counters)
+		for _, c := range counters {
+			v := b.Counters[c]
+			if v == 0 {
+				_, err = del.ExecContext(ctx, b.Agent, b.Bucket, c)
+			} else {
+				_, err = set.ExecContext(ctx, b.Agent, b.Bucket, c, v)
+			}
+			if err != nil {
+				return fmt.Errorf("load stats %s/%s/%s: %w", b.Agent, b.Bucket, c, err)
+			}
+		}
+	}
+	return nil
+}
+
+func bulkStuck(ctx context.Context, tx *sql.Tx, q *genSQL, ws []app.StuckWrite) error {
+	if len(ws) == 0 {
+		return nil
+	}
+	up, err := tx.PrepareContext(ctx, q.upsertStuck)
+	if err != nil {
+		return fmt.Errorf("prepare stuck load: %w", err)
+	}
+	defer up.Close()
+	del, err := tx.PrepareContext(ctx, q.deleteStuck)
+	if err != nil {
+		return fmt.Errorf("prepare stuck load: %w", err)
+	}
+	defer del.Close()
+	for _, i := range sortedOrder(len(ws), func(i int) string { return ws[i].Entry.SessionID }) {
+		w := &ws[i]
+		if w.Delete {
+			if _, err := del.ExecContext(ctx, w.Entry.SessionID); err != nil {
+				return fmt.Errorf("load stuck entry %s: %w", w.Entry.SessionID, err)
+			}
+			continue
+		}
+		b, err := json.Marshal(&w.Entry)
+		if err != nil {
+			return fmt.Errorf("encode stuck entry %s: %w", w.Entry.SessionID, err)
+		}
+		if _, err := up.ExecContext(ctx, w.Entry.SessionID, w.NextCheckMs, b); err != nil {
+			return fmt.Errorf("load stuck entry %s: %w", w.Entry.SessionID, err)
+		}
+	}
+	return nil
+}

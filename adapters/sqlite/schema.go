@@ -1,0 +1,232 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// SchemaVersion is the schema version this package writes and reads.
+const SchemaVersion = 1
+
+// migration brings the schema from version i to i+1, inside the migrating transaction.
+type migration func(ctx context.Context, tx *sql.Tx) error
+
+// migrations[i] migrates version i to i+1. Append only: a released migration never
+// changes.
+var migrations = []migration{
+	migrateV1,
+}
+
+// schemaV1 holds the tables that are not generationed: the journal, checkpoints, the
+// alert outbox, quarantine, and the generation control table.
+const schemaV1 = `
+CREATE TABLE journal (
+	seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+	pk     TEXT NOT NULL,
+	sk     TEXT NOT NULL,
+	status TEXT NOT NULL,
+	ts     INTEGER NOT NULL, -- event time, unix ms
+	extra  INTEGER NOT NULL, -- 1 when item holds more than PK, SK, Status and Timestamp
+	item   TEXT NOT NULL,    -- the domain.JournalItem, JSON
+	UNIQUE (pk, sk)
+);
+CREATE TABLE checkpoints (
+	name       TEXT PRIMARY KEY,
+	position   TEXT NOT NULL,
+	updated_at INTEGER NOT NULL -- unix ms
+) WITHOUT ROWID;
+CREATE TABLE alerts (
+	session_id  TEXT NOT NULL,
+	kind        TEXT NOT NULL,
+	state       TEXT NOT NULL,         -- pending | sent
+	raised_at   INTEGER NOT NULL,      -- unix ns
+	resolved_at INTEGER,               -- unix ns
+	acked_at    INTEGER,               -- unix ns
+	acked_by    TEXT NOT NULL DEFAULT '',
+	attempts    INTEGER NOT NULL DEFAULT 0,
+	alert       TEXT NOT NULL,         -- the app.Alert as raised, JSON
+	PRIMARY KEY (session_id, kind)
+) WITHOUT ROWID;
+CREATE INDEX alerts_state_raised ON alerts (state, raised_at);
+CREATE INDEX alerts_raised ON alerts (raised_at);
+CREATE TABLE quarantine (
+	id      INTEGER PRIMARY KEY AUTOINCREMENT,
+	source  TEXT NOT NULL,
+	key     TEXT NOT NULL,
+	reason  TEXT NOT NULL,
+	payload TEXT NOT NULL,
+	at      INTEGER NOT NULL -- unix ns
+);
+CREATE TABLE generations (
+	gen        INTEGER PRIMARY KEY,
+	current    INTEGER NOT NULL DEFAULT 0,
+	created_at INTEGER NOT NULL -- unix ms
+);
+CREATE UNIQUE INDEX generations_current ON generations (current) WHERE current = 1;
+`
+
+func migrateV1(ctx context.Context, tx *sql.Tx) error {
+	if err := execScript(ctx, tx, schemaV1); err != nil {
+		return err
+	}
+	if err := createGeneration(ctx, tx, 1); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE generations SET current = 1 WHERE gen = 1`); err != nil {
+		return fmt.Errorf("make generation 1 current: %w", err)
+	}
+	return nil
+}
+
+// migrate applies the migrations the file lacks, in one write transaction, so that two
+// processes opening a new file at once do not both migrate it.
+func (db *DB) migrate(ctx context.Context) error {
+	return db.writeTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+			return fmt.Errorf("create schema_version: %w", err)
+		}
+		var v int
+		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_version`).Scan(&v); err != nil {
+			return fmt.Errorf("read schema version: %w", err)
+		}
+		if v > len(migrations) {
+			return fmt.Errorf("schema version %d is newer than this binary's %d: upgrade agentwatch", v, len(migrations))
+		}
+		for i := v; i < len(migrations); i++ {
+			if err := migrations[i](ctx, tx); err != nil {
+				return fmt.Errorf("migrate schema to version %d: %w", i+1, err)
+			}
+			db.logger.Info("sqlite schema migrated", "version", i+1)
+		}
+		if v == len(migrations) {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM schema_version`); err != nil {
+			return fmt.Errorf("record schema version: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (?)`, len(migrations)); err != nil {
+			return fmt.Errorf("record schema version: %w", err)
+		}
+		return nil
+	})
+}
+
+// SchemaVersion reads the schema version of the file.
+func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	if err := db.read.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_version`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	return v, nil
+}
+
+func execScript(ctx context.Context, tx *sql.Tx, script string) error {
+	for _, stmt := range strings.Split(script, ";") {
+		if strings.TrimSpace(stmt) == "" {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("exec %q: %w", firstLine(stmt), err)
+		}
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// genTables names the tables of one read-model generation and holds its statements.
+type genTables struct {
+	gen                                 int
+	sessions, executions, stats, stuckT string
+}
+
+func tablesOf(gen int) genTables {
+	return genTables{
+		gen:        gen,
+		sessions:   fmt.Sprintf("sessions_g%d", gen),
+		executions: fmt.Sprintf("executions_g%d", gen),
+		stats:      fmt.Sprintf("agent_stats_g%d", gen),
+		stuckT:     fmt.Sprintf("stuck_g%d", gen),
+	}
+}
+
+// tableDDL creates the tables of a generation; indexDDL its secondary indexes, which a
+// bulk load drops and rebuilds (building an index once is faster than maintaining it).
+func (t genTables) tableDDL() []string {
+	return []string{
+		`CREATE TABLE IF NOT EXISTS ` + t.sessions + ` (
+			id      TEXT PRIMARY KEY,
+			version INTEGER NOT NULL,
+			session TEXT NOT NULL -- domain.Session, JSON
+		) WITHOUT ROWID`,
+		`CREATE TABLE IF NOT EXISTS ` + t.executions + ` (
+			execution_arn TEXT PRIMARY KEY,
+			agent_name    TEXT NOT NULL,
+			status        TEXT NOT NULL,
+			start_date    TEXT NOT NULL,
+			session_id    TEXT NOT NULL,
+			rank          INTEGER NOT NULL,
+			item          TEXT NOT NULL -- executionindex.Item, JSON, indexedAt included
+		) WITHOUT ROWID`,
+		`CREATE TABLE IF NOT EXISTS ` + t.stats + ` (
+			agent   TEXT NOT NULL,
+			bucket  TEXT NOT NULL,
+			counter TEXT NOT NULL,
+			value   INTEGER NOT NULL,
+			PRIMARY KEY (agent, bucket, counter)
+		) WITHOUT ROWID`,
+		`CREATE TABLE IF NOT EXISTS ` + t.stuckT + ` (
+			session_id    TEXT PRIMARY KEY,
+			next_check_ms INTEGER NOT NULL,
+			entry         TEXT NOT NULL -- stuck.Entry, JSON
+		) WITHOUT ROWID`,
+	}
+}
+
+func (t genTables) indexDDL() []string {
+	return []string{
+		// AgentDateIndex and StatusDateIndex of seed 000, plus one by date alone for
+		// unfiltered listings. The ARN makes the order total (the pagination cursor).
+		`CREATE INDEX IF NOT EXISTS ` + t.executions + `_agent_date ON ` + t.executions + ` (agent_name, start_date, execution_arn)`,
+		`CREATE INDEX IF NOT EXISTS ` + t.executions + `_status_date ON ` + t.executions + ` (status, start_date, execution_arn)`,
+		`CREATE INDEX IF NOT EXISTS ` + t.executions + `_date ON ` + t.executions + ` (start_date, execution_arn)`,
+		`CREATE INDEX IF NOT EXISTS ` + t.stats + `_bucket ON ` + t.stats + ` (bucket)`,
+		`CREATE INDEX IF NOT EXISTS ` + t.stuckT + `_next ON ` + t.stuckT + ` (next_check_ms)`,
+	}
+}
+
+func (t genTables) indexNames() []string {
+	return []string{
+		t.executions + "_agent_date", t.executions + "_status_date", t.executions + "_date",
+		t.stats + "_bucket", t.stuckT + "_next",
+	}
+}
+
+func (t genTables) all() []string { return []string{t.sessions, t.executions, t.stats, t.stuckT} }
+
+// createGeneration creates the tables of generation gen (if missing) and records it.
+func createGeneration(ctx context.Context, tx *sql.Tx, gen int) error {
+	if gen < 1 {
+		return fmt.Errorf("generation %d: generations start at 1", gen)
+	}
+	t := tablesOf(gen)
+	for _, ddl := range append(t.tableDDL(), t.indexDDL()...) {
+		if _, err := tx.ExecContext(ctx, ddl); err != nil {
+			return fmt.Errorf("create generation %d: %q: %w", gen, firstLine(ddl), err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO generations (gen, current, created_at) VALUES (?, 0, ?) ON CONFLICT (gen) DO NOTHING`,
+		gen, time.Now().UnixMilli()); err != nil {
+		return fmt.Errorf("record generation %d: %w", gen, err)
+	}
+	return nil
+}

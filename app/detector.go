@@ -1,0 +1,242 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/agentwatch/agentwatch/domain"
+	"github.com/agentwatch/agentwatch/projections/stuck"
+)
+
+// AlertSink delivers alerts somewhere people look. Send must be safe for concurrent use
+// and should be idempotent for a given (SessionID, Kind): after a crash between sending
+// and recording the send, the same alert is sent again, and receivers can deduplicate
+// on that pair.
+type AlertSink interface {
+	Name() string
+	Send(ctx context.Context, a Alert) error
+}
+
+// DetectorConfig configures the stuck-session detector.
+type DetectorConfig struct {
+	// Interval between evaluations.
+	Interval time.Duration
+	// Stuck holds the stage deadlines and the completion grace period.
+	Stuck stuck.Config
+	// BatchLimit caps the entries evaluated per tick.
+	BatchLimit int
+	// BaseURL, if set, makes alerts carry a link to the session's page.
+	BaseURL string
+	// MaxDeliveryAttempts before an alert is left pending and only logged.
+	MaxDeliveryAttempts int
+}
+
+// SetDefaults fills zero fields.
+func (c *DetectorConfig) SetDefaults() {
+	if c.Interval == 0 {
+		c.Interval = 5 * time.Second
+	}
+	if c.Stuck.Timeouts == nil {
+		c.Stuck = stuck.DefaultConfig()
+	}
+	if c.BatchLimit == 0 {
+		c.BatchLimit = 1000
+	}
+	if c.MaxDeliveryAttempts == 0 {
+		c.MaxDeliveryAttempts = 10
+	}
+}
+
+// Detector evaluates due detector entries against the clock, records alerts in the
+// outbox exactly once per session and kind, and delivers pending alerts to the sinks.
+type Detector struct {
+	cfg      DetectorConfig
+	entries  StuckStore
+	alerts   AlertStore
+	sessions ProjectionStore
+	sinks    []AlertSink
+	logger   *slog.Logger
+	metrics  *Metrics
+	now      func() time.Time
+
+	stopOnce sync.Once
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+// NewDetector returns a detector. sessions is used to attach a diagnosis to alerts.
+func NewDetector(cfg DetectorConfig, entries StuckStore, alerts AlertStore, sessions ProjectionStore,
+	sinks []AlertSink, logger *slog.Logger, metrics *Metrics) *Detector {
+	cfg.SetDefaults()
+	return &Detector{cfg: cfg, entries: entries, alerts: alerts, sessions: sessions, sinks: sinks,
+		logger: logger, metrics: metrics, now: time.Now, stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+// SetClock replaces the clock (tests drive the detector on a fake clock).
+func (d *Detector) SetClock(now func() time.Time) { d.now = now }
+
+// Start runs the detector loop in the background; it never blocks.
+func (d *Detector) Start(context.Context) error {
+	go d.loop()
+	return nil
+}
+
+// Stop ends the loop and waits for the current tick to finish.
+func (d *Detector) Stop(ctx context.Context) error {
+	d.stopOnce.Do(func() { close(d.stop) })
+	select {
+	case <-d.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (d *Detector) loop() {
+	defer close(d.done)
+	t := time.NewTicker(d.cfg.Interval)
+	defer t.Stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-d.stop
+		cancel()
+	}()
+	for {
+		if err := d.Tick(ctx); err != nil && ctx.Err() == nil {
+			d.logger.Error("stuck detector tick", "error", err)
+		}
+		select {
+		case <-d.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Tick evaluates every due entry once, then delivers pending alerts.
+func (d *Detector) Tick(ctx context.Context) error {
+	now := d.now()
+	due, err := d.entries.DueEntries(ctx, now.UnixMilli(), d.cfg.BatchLimit)
+	if err != nil {
+		return fmt.Errorf("due entries: %w", err)
+	}
+	if d.metrics != nil {
+		d.metrics.OpenSessions.Set(float64(len(due)))
+	}
+	var errs []error
+	for _, de := range due {
+		if err := d.evaluate(ctx, de, now); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := d.Deliver(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (d *Detector) evaluate(ctx context.Context, de DueEntry, now time.Time) error {
+	e := &de.Entry
+	raised, open, err := d.alerts.SessionAlerts(ctx, e.SessionID)
+	if err != nil {
+		return fmt.Errorf("alerts of %s: %w", e.SessionID, err)
+	}
+	findings, next := stuck.Evaluate(e, raised, open, now, &d.cfg.Stuck)
+	var diag *domain.Diagnosis
+	for _, f := range findings {
+		if diag == nil {
+			diag = d.diagnose(ctx, e.SessionID)
+		}
+		a := d.alertOf(f, *diag, now)
+		if f.Kind == stuck.KindRecovered {
+			if err := d.alerts.Resolve(ctx, e.SessionID, f.Resolves, now); err != nil {
+				return fmt.Errorf("resolve alerts of %s: %w", e.SessionID, err)
+			}
+		}
+		switch err := d.alerts.InsertAlert(ctx, a); {
+		case errors.Is(err, domain.ErrDuplicate):
+		case err != nil:
+			return fmt.Errorf("record %s alert of %s: %w", f.Kind, e.SessionID, err)
+		default:
+			if d.metrics != nil {
+				d.metrics.AlertsRaised.WithLabelValues(string(f.Kind)).Inc()
+			}
+			d.logger.Info("alert raised", "session", e.SessionID, "kind", f.Kind, "agent", e.Agent,
+				"stage", e.Stage, "overdue", f.OverdueBy.Round(time.Second).String())
+		}
+	}
+	if e.Closed && next == stuck.Never {
+		err = d.entries.DeleteEntry(ctx, e.SessionID, de.NextCheckMs)
+	} else {
+		err = d.entries.SetNextCheck(ctx, e.SessionID, de.NextCheckMs, next)
+	}
+	if err != nil && !errors.Is(err, domain.ErrConflict) {
+		// A conflict means the session changed meanwhile: its new entry is due now.
+		return fmt.Errorf("reschedule %s: %w", e.SessionID, err)
+	}
+	return nil
+}
+
+func (d *Detector) diagnose(ctx context.Context, id string) *domain.Diagnosis {
+	var diag domain.Diagnosis
+	if d.sessions != nil {
+		if m, err := d.sessions.LoadSessions(ctx, []string{id}); err == nil {
+			if v, ok := m[id]; ok {
+				diag = v.Session.Diagnose()
+			}
+		}
+	}
+	return &diag
+}
+
+func (d *Detector) alertOf(f stuck.Finding, diag domain.Diagnosis, now time.Time) Alert {
+	a := Alert{SessionID: f.SessionID, Kind: f.Kind, AgentName: f.Agent, ExecutionArn: f.ExecutionArn,
+		Stage: f.Stage, LastStatus: f.LastStatus, LastEventAt: f.LastEventAt, Diagnosis: diag,
+		RaisedAt: now.UTC(), State: AlertPending}
+	if f.OverdueBy > 0 {
+		a.OverdueBy = f.OverdueBy.Round(time.Second).String()
+	}
+	if d.cfg.BaseURL != "" {
+		a.Link = d.cfg.BaseURL + "/?session=" + url.QueryEscape(f.SessionID)
+	}
+	return a
+}
+
+// Deliver sends every pending alert to every sink and marks it sent once all took it.
+// An alert a sink refused stays pending and is retried on the next tick.
+func (d *Detector) Deliver(ctx context.Context) error {
+	pending, err := d.alerts.PendingAlerts(ctx, d.cfg.BatchLimit)
+	if err != nil {
+		return fmt.Errorf("pending alerts: %w", err)
+	}
+	var errs []error
+	for _, a := range pending {
+		ok := true
+		for _, s := range d.sinks {
+			if err := s.Send(ctx, a); err != nil {
+				ok = false
+				if d.metrics != nil {
+					d.metrics.AlertFailures.WithLabelValues(s.Name()).Inc()
+				}
+				errs = append(errs, fmt.Errorf("send %s alert of %s to %s: %w", a.Kind, a.SessionID, s.Name(), err))
+				continue
+			}
+			if d.metrics != nil {
+				d.metrics.AlertsDelivered.WithLabelValues(s.Name()).Inc()
+			}
+		}
+		if !ok {
+			continue
+		}
+		if err := d.alerts.MarkSent(ctx, a.SessionID, a.Kind); err != nil {
+			errs = append(errs, fmt.Errorf("mark %s alert of %s sent: %w", a.Kind, a.SessionID, err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,146 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/fx"
+
+	"github.com/agentwatch/agentwatch/domain"
+	"github.com/agentwatch/agentwatch/projections/executionindex"
+)
+
+// CoreModule provides the use cases every subcommand needs: metrics, the ingester, the
+// projector and the queries. Adapters provide the ports; cmd supplies Config and the
+// *slog.Logger.
+var CoreModule = fx.Module("app",
+	fx.Provide(
+		newRegistry,
+		NewMetrics,
+		newIngester,
+		NewProjector,
+		newQueries,
+	),
+)
+
+// WorkerModule adds the long-running parts: the Watermill router with its two
+// handlers and the stuck detector, started and stopped with the fx app.
+var WorkerModule = fx.Module("worker",
+	fx.Provide(
+		newRouter,
+		newDetector,
+		fx.Annotate(NewQuarantinePublisher, fx.ResultTags(`name:"poison"`), fx.As(new(message.Publisher))),
+	),
+	fx.Invoke(registerRouter, registerDetector),
+)
+
+func newRegistry() (*prometheus.Registry, prometheus.Registerer, prometheus.Gatherer) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg, reg, reg
+}
+
+// IngesterParams are the Ingester's dependencies in the fx graph.
+type IngesterParams struct {
+	fx.In
+	Config     Config
+	Journal    JournalAppender
+	Quarantine Quarantine
+	Resolver   domain.AgentNameResolver `optional:"true"`
+	Logger     *slog.Logger
+	Metrics    *Metrics
+}
+
+func newIngester(p IngesterParams) *Ingester {
+	return NewIngester(p.Journal, p.Quarantine, p.Resolver, p.Config.Mapping, p.Logger, p.Metrics)
+}
+
+// QueriesParams are the Queries' dependencies in the fx graph.
+type QueriesParams struct {
+	fx.In
+	Index      executionindex.Reader
+	Journal    JournalReader
+	Stats      StatsReader
+	Sessions   ProjectionStore
+	Alerts     AlertStore
+	Stuck      StuckStore
+	Quarantine Quarantine
+}
+
+func newQueries(p QueriesParams) *Queries {
+	return NewQueries(ReaderParts{Reader: p.Index, JournalReader: p.Journal, StatsReader: p.Stats, ProjectionStore: p.Sessions},
+		p.Alerts, p.Stuck, p.Quarantine)
+}
+
+// RouterParams are the router's dependencies in the fx graph.
+type RouterParams struct {
+	fx.In
+	Config        Config
+	Journal       JournalFeed
+	StatusChanges StatusChangeFeed  `optional:"true"`
+	Poison        message.Publisher `name:"poison"`
+	Projector     *Projector
+	Ingester      *Ingester
+	Registerer    prometheus.Registerer
+	Logger        *slog.Logger
+}
+
+func newRouter(p RouterParams) (*message.Router, error) {
+	return NewRouter(p.Config.Router, p.Journal, p.StatusChanges, p.Poison, p.Projector, p.Ingester, p.Registerer, p.Logger)
+}
+
+// registerRouter runs the router with the app: OnStart starts it and waits until it
+// runs; OnStop closes it, which finishes in-flight messages first.
+func registerRouter(lc fx.Lifecycle, r *message.Router, logger *slog.Logger) {
+	runErr := make(chan error, 1)
+	lc.Append(fx.Hook{
+		OnStart: func(ctx context.Context) error {
+			go func() { runErr <- r.Run(context.Background()) }()
+			select {
+			case <-r.Running():
+				return nil
+			case err := <-runErr:
+				return fmt.Errorf("router stopped while starting: %w", err)
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		},
+		OnStop: func(ctx context.Context) error {
+			if err := r.Close(); err != nil {
+				return fmt.Errorf("close router: %w", err)
+			}
+			select {
+			case err := <-runErr:
+				if err != nil {
+					logger.Error("router stopped with error", "error", err)
+				}
+			case <-ctx.Done():
+			}
+			return nil
+		},
+	})
+}
+
+// DetectorParams are the detector's dependencies in the fx graph.
+type DetectorParams struct {
+	fx.In
+	Config   Config
+	Stuck    StuckStore
+	Alerts   AlertStore
+	Sessions ProjectionStore
+	Sinks    []AlertSink `group:"alert_sinks"`
+	Logger   *slog.Logger
+	Metrics  *Metrics
+}
+
+func newDetector(p DetectorParams) *Detector {
+	return NewDetector(p.Config.Detector, p.Stuck, p.Alerts, p.Sessions, p.Sinks, p.Logger, p.Metrics)
+}
+
+func registerDetector(lc fx.Lifecycle, d *Detector) {
+	lc.Append(fx.StartStopHook(d.Start, d.Stop))
+}

@@ -1,0 +1,232 @@
+package app
+
+import (
+	"context"
+	"time"
+
+	"github.com/agentwatch/agentwatch/domain"
+	"github.com/agentwatch/agentwatch/projections/agentstats"
+	"github.com/agentwatch/agentwatch/projections/executionindex"
+	"github.com/agentwatch/agentwatch/projections/stuck"
+)
+
+// AppendResult says what appending one event did.
+type AppendResult int
+
+// Append results.
+const (
+	// Appended: the event is new and now in the journal.
+	Appended AppendResult = iota
+	// Duplicate: an item with the same PK and SK was already there; it was left as is.
+	Duplicate
+)
+
+// JournalAppender appends events to the session journal. Appends are idempotent: an
+// event whose PK+SK already exists is reported Duplicate and never overwrites.
+// Implementations must be safe for concurrent use.
+type JournalAppender interface {
+	// Append appends events and returns one result per event, in order. An error means
+	// some events may not have been appended; retrying the whole call is safe.
+	Append(ctx context.Context, events []domain.Event) ([]AppendResult, error)
+}
+
+// SessionEventsQuery selects events of one session, as the queries of seed 002 do.
+type SessionEventsQuery struct {
+	// Descending returns the newest first.
+	Descending bool
+	// Status keeps only events with this status.
+	Status domain.Status
+	// StatusContains keeps only events whose status contains it (e.g. "FAILED").
+	StatusContains string
+	// After keeps only events with SK > "EVENT#"+After (seed 002 "monitoring").
+	After time.Time
+	// Limit caps the count (0: no cap), applied after the order.
+	Limit int
+}
+
+// JournalReader reads one session's events.
+type JournalReader interface {
+	SessionEvents(ctx context.Context, sessionID string, q SessionEventsQuery) ([]domain.Event, error)
+}
+
+// JournalScanner reads the whole journal for a rebuild.
+type JournalScanner interface {
+	// Scan calls fn with batches of events until the journal is exhausted, fn fails or
+	// ctx is done. Order across sessions is unspecified; the fold does not need it.
+	// It returns the position the scan started from, so that live projection can feed
+	// a new generation from there.
+	Scan(ctx context.Context, fn func(batch []domain.Event) error) error
+}
+
+// VersionedSession is a session aggregate with its store version (0: not stored yet).
+type VersionedSession struct {
+	Session domain.Session
+	Version int64
+}
+
+// SessionWrite stores a session aggregate if its version is still Version (0: the
+// session must not exist yet); the stored version becomes Version+1.
+type SessionWrite struct {
+	Session domain.Session
+	Version int64
+}
+
+// StuckWrite upserts or deletes a detector entry. NextCheckMs is when the detector must
+// look at it next (stuck.Never: only when it changes again).
+type StuckWrite struct {
+	Entry       stuck.Entry
+	Delete      bool
+	NextCheckMs int64
+}
+
+// Batch is everything one projection step changes. A store commits it atomically, or
+// fails with domain.ErrConflict (wrapped) when any session's version moved, in which
+// case nothing was written and the caller reloads and retries. The session version
+// check is what makes stats increments exactly-once.
+type Batch struct {
+	Sessions []SessionWrite
+	Index    []executionindex.Item
+	Stats    []agentstats.Delta
+	Stuck    []StuckWrite
+	// Checkpoint, if set, is stored in the same commit.
+	Checkpoint *Checkpoint
+}
+
+// Checkpoint is a named position in a feed.
+type Checkpoint struct {
+	Name     string
+	Position string
+}
+
+// ProjectionStore is what the projector needs: load sessions, commit batches.
+type ProjectionStore interface {
+	LoadSessions(ctx context.Context, ids []string) (map[string]VersionedSession, error)
+	Commit(ctx context.Context, b Batch) error
+}
+
+// CheckpointStore keeps feed positions outside projection commits.
+type CheckpointStore interface {
+	GetCheckpoint(ctx context.Context, name string) (string, error) // "" when none
+	SetCheckpoint(ctx context.Context, name, position string) error
+}
+
+// StatsQuery selects stats buckets.
+type StatsQuery struct {
+	// AgentName selects one agent; "" selects all.
+	AgentName string
+	// Granularity is agentstats.HourPrefix or agentstats.DayPrefix.
+	Granularity string
+	// From and To bound the bucket start, inclusive; zero means unbounded.
+	From, To time.Time
+}
+
+// StatsReader reads stats buckets.
+type StatsReader interface {
+	Stats(ctx context.Context, q StatsQuery) ([]agentstats.Bucket, error)
+}
+
+// StuckStore is the detector's view of the stuck read model.
+type StuckStore interface {
+	// DueEntries returns up to limit entries whose next check is at or before nowMs,
+	// earliest first, with their stored next-check times.
+	DueEntries(ctx context.Context, nowMs int64, limit int) ([]DueEntry, error)
+	// SetNextCheck moves an entry's next check, unless the entry changed since it was
+	// read (its NextCheckMs is no longer prev): then domain.ErrConflict.
+	SetNextCheck(ctx context.Context, sessionID string, prev, next int64) error
+	// DeleteEntry drops an entry the detector is done with, unless it changed since it
+	// was read (its NextCheckMs is no longer prev): then domain.ErrConflict.
+	DeleteEntry(ctx context.Context, sessionID string, prev int64) error
+	// OpenEntries lists every watched entry (for `agentwatch stuck`).
+	OpenEntries(ctx context.Context) ([]stuck.Entry, error)
+}
+
+// DueEntry is an entry and its stored next-check time.
+type DueEntry struct {
+	Entry       stuck.Entry
+	NextCheckMs int64
+}
+
+// AlertState is where an alert is in the outbox.
+type AlertState string
+
+// Alert states.
+const (
+	AlertPending AlertState = "pending" // decided, not yet delivered
+	AlertSent    AlertState = "sent"
+)
+
+// Alert is one alert in the outbox: exactly one per session and kind, ever.
+type Alert struct {
+	SessionID    string           `json:"sessionId"`
+	Kind         stuck.Kind       `json:"kind"`
+	AgentName    string           `json:"agentName"`
+	ExecutionArn string           `json:"executionArn,omitempty"`
+	Stage        domain.Stage     `json:"stage,omitempty"`
+	LastStatus   domain.Status    `json:"lastStatus,omitempty"`
+	LastEventAt  time.Time        `json:"lastEventAt"`
+	OverdueBy    string           `json:"overdueBy,omitempty"`
+	Diagnosis    domain.Diagnosis `json:"diagnosis"`
+	Link         string           `json:"link,omitempty"`
+	RaisedAt     time.Time        `json:"raisedAt"`
+	// ResolvedAt is set when a later event resolved the problem (see kind recovered).
+	ResolvedAt *time.Time `json:"resolvedAt,omitempty"`
+	// AckedAt is set when an operator acknowledged the alert.
+	AckedAt  *time.Time `json:"ackedAt,omitempty"`
+	AckedBy  string     `json:"ackedBy,omitempty"`
+	State    AlertState `json:"state"`
+	Attempts int        `json:"attempts"`
+}
+
+// AlertFilter selects alerts for listing.
+type AlertFilter struct {
+	// State is "open" (unresolved problems), "resolved", or "all"/"" .
+	State string
+	// SessionID, if set, selects one session's alerts.
+	SessionID string
+	Limit     int
+}
+
+// AlertStore is the alert outbox.
+type AlertStore interface {
+	// InsertAlert records a decided alert as pending; domain.ErrDuplicate if one of the
+	// same session and kind exists (it was decided before: never again).
+	InsertAlert(ctx context.Context, a Alert) error
+	// PendingAlerts lists alerts decided but not yet delivered.
+	PendingAlerts(ctx context.Context, limit int) ([]Alert, error)
+	// MarkSent moves a pending alert to sent.
+	MarkSent(ctx context.Context, sessionID string, kind stuck.Kind) error
+	// Resolve stamps ResolvedAt on the session's open problem alerts of these kinds.
+	Resolve(ctx context.Context, sessionID string, kinds []stuck.Kind, at time.Time) error
+	// Ack acknowledges an alert; domain.ErrNotFound if there is none.
+	Ack(ctx context.Context, sessionID string, kind stuck.Kind, by string, at time.Time) error
+	// SessionAlerts returns the kinds raised for a session and those still open.
+	SessionAlerts(ctx context.Context, sessionID string) (raised, open stuck.KindSet, err error)
+	ListAlerts(ctx context.Context, f AlertFilter) ([]Alert, error)
+}
+
+// Quarantined is a poison input kept aside with the reason it was rejected.
+type Quarantined struct {
+	ID int64 `json:"id"`
+	// Source is where it came from: "http", "cli", "sqs", "journal", "stream".
+	Source string `json:"source"`
+	// Key identifies it in its source (message id, PK/SK, position), if known.
+	Key     string    `json:"key,omitempty"`
+	Reason  string    `json:"reason"`
+	Payload string    `json:"payload"`
+	At      time.Time `json:"at"`
+}
+
+// Quarantine keeps poison inputs.
+type Quarantine interface {
+	Quarantine(ctx context.Context, q Quarantined) error
+	ListQuarantined(ctx context.Context, limit int) ([]Quarantined, error)
+	CountQuarantined(ctx context.Context) (int64, error)
+}
+
+// Reader is every read the query side needs.
+type Reader interface {
+	executionindex.Reader
+	JournalReader
+	StatsReader
+	LoadSessions(ctx context.Context, ids []string) (map[string]VersionedSession, error)
+}

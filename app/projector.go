@@ -1,0 +1,114 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/agentwatch/agentwatch/domain"
+	"github.com/agentwatch/agentwatch/projections/agentstats"
+	"github.com/agentwatch/agentwatch/projections/executionindex"
+	"github.com/agentwatch/agentwatch/projections/stuck"
+)
+
+// Projector folds journal events into the read models through a ProjectionStore. Each
+// call loads the sessions involved, applies the events, and commits what changed in one
+// atomic batch guarded by session versions, so that a redelivered or concurrently
+// processed event never counts twice.
+type Projector struct {
+	store   ProjectionStore
+	logger  *slog.Logger
+	now     func() time.Time
+	metrics *Metrics
+	// MaxConflictRetries bounds reload-and-retry rounds after a version conflict.
+	MaxConflictRetries int
+}
+
+// NewProjector returns a projector over store.
+func NewProjector(store ProjectionStore, logger *slog.Logger, metrics *Metrics) *Projector {
+	return &Projector{store: store, logger: logger, now: time.Now, metrics: metrics, MaxConflictRetries: 20}
+}
+
+// Project applies events and commits the result, with cp stored in the same commit
+// when set. It is safe to call concurrently and with events seen before.
+func (p *Projector) Project(ctx context.Context, events []domain.Event, cp *Checkpoint) error {
+	ids := sessionIDs(events)
+	for attempt := 0; ; attempt++ {
+		batch, err := p.plan(ctx, ids, events)
+		if err != nil {
+			return err
+		}
+		batch.Checkpoint = cp
+		err = p.store.Commit(ctx, batch)
+		if err == nil {
+			p.metrics.projected(len(events), len(batch.Sessions))
+			return nil
+		}
+		if !errors.Is(err, domain.ErrConflict) || attempt >= p.MaxConflictRetries {
+			return fmt.Errorf("commit projection of %d events: %w", len(events), err)
+		}
+		p.metrics.conflict()
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+}
+
+func sessionIDs(events []domain.Event) []string {
+	seen := make(map[string]struct{}, len(events))
+	ids := make([]string, 0, len(events))
+	for i := range events {
+		id := events[i].SessionID
+		if _, ok := seen[id]; !ok {
+			seen[id] = struct{}{}
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// plan loads the sessions and computes the batch that applying events produces.
+func (p *Projector) plan(ctx context.Context, ids []string, events []domain.Event) (Batch, error) {
+	loaded, err := p.store.LoadSessions(ctx, ids)
+	if err != nil {
+		return Batch{}, fmt.Errorf("load %d sessions: %w", len(ids), err)
+	}
+	type work struct {
+		before  domain.Session
+		after   domain.Session
+		version int64
+		changed bool
+	}
+	ws := make(map[string]*work, len(ids))
+	for _, id := range ids {
+		v := loaded[id]
+		ws[id] = &work{before: v.Session, after: v.Session.Clone(), version: v.Version}
+	}
+	for i := range events {
+		w := ws[events[i].SessionID]
+		if w.after.Apply(&events[i]) {
+			w.changed = true
+		}
+	}
+	var b Batch
+	nowMs := p.now().UnixMilli()
+	for _, id := range ids {
+		w := ws[id]
+		if !w.changed || w.after.Equal(&w.before) {
+			continue
+		}
+		b.Sessions = append(b.Sessions, SessionWrite{Session: w.after, Version: w.version})
+		b.Index = executionindex.Changed(&w.before, &w.after, b.Index)
+		cb, okb := agentstats.ContributionOf(&w.before)
+		ca, oka := agentstats.ContributionOf(&w.after)
+		b.Stats = append(b.Stats, agentstats.Deltas(&cb, okb, &ca, oka)...)
+		// Closed entries are written too: the detector looks once more (an open alert
+		// may be resolved by this very change) and then drops them.
+		if e, _ := stuck.EntryOf(&w.after); e.Outcome != domain.OutcomeEmpty {
+			b.Stuck = append(b.Stuck, StuckWrite{Entry: e, NextCheckMs: nowMs})
+		}
+	}
+	return b, nil
+}

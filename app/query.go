@@ -1,0 +1,255 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/agentwatch/agentwatch/domain"
+	"github.com/agentwatch/agentwatch/projections/agentstats"
+	"github.com/agentwatch/agentwatch/projections/executionindex"
+	"github.com/agentwatch/agentwatch/projections/stuck"
+)
+
+// Queries answers every read of the CLI and the HTTP API, so both give the same shapes.
+type Queries struct {
+	reader     Reader
+	alerts     AlertStore
+	stuck      StuckStore
+	quarantine Quarantine
+}
+
+// NewQueries returns the query side.
+func NewQueries(reader Reader, alerts AlertStore, stuckStore StuckStore, quarantine Quarantine) *Queries {
+	return &Queries{reader: reader, alerts: alerts, stuck: stuckStore, quarantine: quarantine}
+}
+
+// Executions lists the execution index.
+func (q *Queries) Executions(ctx context.Context, query executionindex.Query) (executionindex.Page, error) {
+	if err := query.Normalize(); err != nil {
+		return executionindex.Page{}, err
+	}
+	page, err := q.reader.Query(ctx, query)
+	if err != nil {
+		return page, fmt.Errorf("query executions: %w", err)
+	}
+	if page.Items == nil {
+		page.Items = []executionindex.Item{}
+	}
+	return page, nil
+}
+
+// Execution returns one execution; domain.ErrNotFound if the index has none.
+func (q *Queries) Execution(ctx context.Context, arn string) (executionindex.Item, error) {
+	it, err := q.reader.Get(ctx, arn)
+	if err != nil {
+		return it, fmt.Errorf("get execution %s: %w", arn, err)
+	}
+	return it, nil
+}
+
+// SessionEvents returns a session's journal items in seed-002 form.
+func (q *Queries) SessionEvents(ctx context.Context, id string, query SessionEventsQuery) ([]domain.JournalItem, error) {
+	evs, err := q.reader.SessionEvents(ctx, id, query)
+	if err != nil {
+		return nil, fmt.Errorf("session %s events: %w", id, err)
+	}
+	items := make([]domain.JournalItem, len(evs))
+	for i := range evs {
+		items[i] = evs[i].Item()
+	}
+	return items, nil
+}
+
+// TimelineEntry is one event of a session's timeline.
+type TimelineEntry struct {
+	Status       domain.Status `json:"status"`
+	Timestamp    string        `json:"timestamp"`
+	SK           string        `json:"sk"`
+	ErrorMessage string        `json:"errorMessage,omitempty"`
+	// SincePreviousMs is the time since the previous event; SinceStartMs since the first.
+	SincePreviousMs int64 `json:"sincePreviousMs"`
+	SinceStartMs    int64 `json:"sinceStartMs"`
+	// Known is false for a status agentwatch does not know (kept as written).
+	Known bool `json:"known"`
+}
+
+// SessionView is what `sessions show` and GET /v1/sessions/{id} answer.
+type SessionView struct {
+	SessionID  string                `json:"sessionId"`
+	AgentName  string                `json:"agentName,omitempty"`
+	Diagnosis  domain.Diagnosis      `json:"diagnosis"`
+	Timeline   []TimelineEntry       `json:"timeline"`
+	Executions []executionindex.Item `json:"executions"`
+	Alerts     []Alert               `json:"alerts"`
+	StartedAt  string                `json:"startedAt,omitempty"`
+	LastAt     string                `json:"lastEventAt,omitempty"`
+	Stage      domain.Stage          `json:"stage,omitempty"`
+	Stats      *agentstats.Quantiles `json:"-"`
+}
+
+// Session returns a session's timeline and diagnosis; domain.ErrNotFound when the
+// journal has no event of it.
+func (q *Queries) Session(ctx context.Context, id string) (SessionView, error) {
+	evs, err := q.reader.SessionEvents(ctx, id, SessionEventsQuery{})
+	if err != nil {
+		return SessionView{}, fmt.Errorf("session %s events: %w", id, err)
+	}
+	if len(evs) == 0 {
+		return SessionView{}, fmt.Errorf("session %s: %w", id, domain.ErrNotFound)
+	}
+	// Fold the events here rather than trusting the stored aggregate: the view is then
+	// exact even while the projector catches up.
+	var s domain.Session
+	for i := range evs {
+		s.Apply(&evs[i])
+	}
+	v := SessionView{SessionID: id, AgentName: s.AgentName(), Diagnosis: s.Diagnose(),
+		Timeline: make([]TimelineEntry, 0, len(evs)), Executions: executionindex.ItemsOf(&s, nil), Alerts: []Alert{}}
+	if v.Executions == nil {
+		v.Executions = []executionindex.Item{}
+	}
+	v.Stage, _ = s.CurrentStage()
+	v.StartedAt = domain.FormatTime(s.StartTime())
+	v.LastAt = domain.FormatTime(time.UnixMilli(s.LastAt))
+	sort.SliceStable(evs, func(i, j int) bool {
+		if !evs[i].Timestamp.Equal(evs[j].Timestamp) {
+			return evs[i].Timestamp.Before(evs[j].Timestamp)
+		}
+		return evs[i].SK < evs[j].SK
+	})
+	first := evs[0].Timestamp
+	prev := first
+	for i := range evs {
+		e := &evs[i]
+		v.Timeline = append(v.Timeline, TimelineEntry{
+			Status: e.Status, Timestamp: domain.FormatTime(e.Timestamp), SK: e.SK, ErrorMessage: e.ErrorMessage,
+			SincePreviousMs: e.Timestamp.Sub(prev).Milliseconds(), SinceStartMs: e.Timestamp.Sub(first).Milliseconds(),
+			Known: e.Status.Known(),
+		})
+		prev = e.Timestamp
+	}
+	if q.alerts != nil {
+		as, err := q.alerts.ListAlerts(ctx, AlertFilter{SessionID: id, State: "all"})
+		if err != nil {
+			return v, fmt.Errorf("session %s alerts: %w", id, err)
+		}
+		if as != nil {
+			v.Alerts = as
+		}
+	}
+	return v, nil
+}
+
+// AgentStatsView is what `stats` and GET /v1/agents/{name}/stats answer.
+type AgentStatsView struct {
+	AgentName   string             `json:"agentName,omitempty"`
+	Granularity string             `json:"granularity"`
+	Total       agentstats.Stats   `json:"total"`
+	Buckets     []agentstats.Stats `json:"buckets"`
+}
+
+// Stats returns per-bucket stats and their total over the range, per agent.
+func (q *Queries) Stats(ctx context.Context, query StatsQuery) ([]AgentStatsView, error) {
+	if query.Granularity == "" {
+		query.Granularity = agentstats.DayPrefix
+	}
+	if query.Granularity != agentstats.DayPrefix && query.Granularity != agentstats.HourPrefix {
+		return nil, &domain.FieldError{Field: "granularity", Reason: "must be hour or day"}
+	}
+	buckets, err := q.reader.Stats(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
+	}
+	byAgent := map[string]*AgentStatsView{}
+	totals := map[string]agentstats.Counters{}
+	var order []string
+	for _, b := range buckets {
+		v := byAgent[b.Agent]
+		if v == nil {
+			v = &AgentStatsView{AgentName: b.Agent, Granularity: granularityName(query.Granularity), Buckets: []agentstats.Stats{}}
+			byAgent[b.Agent] = v
+			totals[b.Agent] = agentstats.Counters{}
+			order = append(order, b.Agent)
+		}
+		v.Buckets = append(v.Buckets, agentstats.StatsOf(b.Agent, b.Bucket, b.Counters))
+		agentstats.Merge(totals[b.Agent], b.Counters)
+	}
+	sort.Strings(order)
+	out := make([]AgentStatsView, 0, len(order))
+	for _, a := range order {
+		v := byAgent[a]
+		v.Total = agentstats.StatsOf(a, "TOTAL", totals[a])
+		sort.Slice(v.Buckets, func(i, j int) bool { return v.Buckets[i].Bucket < v.Buckets[j].Bucket })
+		out = append(out, *v)
+	}
+	return out, nil
+}
+
+func granularityName(prefix string) string {
+	if prefix == agentstats.HourPrefix {
+		return "hour"
+	}
+	return "day"
+}
+
+// Alerts lists alerts.
+func (q *Queries) Alerts(ctx context.Context, f AlertFilter) ([]Alert, error) {
+	switch f.State {
+	case "", "all", "open", "resolved":
+	default:
+		return nil, &domain.FieldError{Field: "state", Reason: "must be open, resolved or all"}
+	}
+	as, err := q.alerts.ListAlerts(ctx, f)
+	if err != nil {
+		return nil, fmt.Errorf("list alerts: %w", err)
+	}
+	if as == nil {
+		as = []Alert{}
+	}
+	return as, nil
+}
+
+// AckAlert acknowledges an alert.
+func (q *Queries) AckAlert(ctx context.Context, sessionID string, kind stuck.Kind, by string) error {
+	if kind.Bit() == 0 {
+		return &domain.FieldError{Field: "kind", Reason: "must be one of stuck, missing_completion, never_started, journal_mismatch, recovered"}
+	}
+	if err := q.alerts.Ack(ctx, sessionID, kind, by, time.Now().UTC()); err != nil {
+		return fmt.Errorf("ack %s/%s: %w", sessionID, kind, err)
+	}
+	return nil
+}
+
+// Stuck lists the sessions the detector watches.
+func (q *Queries) Stuck(ctx context.Context) ([]stuck.Entry, error) {
+	es, err := q.stuck.OpenEntries(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("stuck entries: %w", err)
+	}
+	if es == nil {
+		es = []stuck.Entry{}
+	}
+	return es, nil
+}
+
+// Quarantined lists poison inputs.
+func (q *Queries) Quarantined(ctx context.Context, limit int) ([]Quarantined, int64, error) {
+	items, err := q.quarantine.ListQuarantined(ctx, limit)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list quarantine: %w", err)
+	}
+	n, err := q.quarantine.CountQuarantined(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("count quarantine: %w", err)
+	}
+	if items == nil {
+		items = []Quarantined{}
+	}
+	return items, n, nil
+}
+
+// IsNotFound reports whether err means "no such thing".
+func IsNotFound(err error) bool { return errors.Is(err, domain.ErrNotFound) }

@@ -1,0 +1,192 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/components/metrics"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/agentwatch/agentwatch/domain"
+)
+
+// Handler names are persistent identifiers (consumer groups, checkpoints): never
+// rename them.
+const (
+	HandlerIngest  = "ingest_execution_events"
+	HandlerProject = "project_journal"
+)
+
+// Topics of the router.
+const (
+	// TopicJournal carries journal items (one per message) from the journal feed.
+	TopicJournal = "journal"
+	// TopicStatusChanges carries ingest objects (status changes) from the queue.
+	TopicStatusChanges = "sfn-status-changes"
+	// TopicPoison receives messages that failed for good.
+	TopicPoison = "poison"
+)
+
+// Message metadata keys that journal feeds set.
+const (
+	// MetaPosition is the message's position in its feed.
+	MetaPosition = "position"
+	// MetaAppendedAt is when the item was appended (unix ms), for the lag metric.
+	MetaAppendedAt = "appended_at"
+	// MetaSource names the feed.
+	MetaSource = "source"
+)
+
+// JournalFeed is the subscriber that delivers journal items: the SQLite tail in
+// embedded mode, the DynamoDB Streams subscriber in AWS mode.
+type JournalFeed struct {
+	message.Subscriber
+	// CheckpointName, for a single-sequence feed, names the checkpoint that each
+	// message's MetaPosition is stored under, in the same commit as its projection
+	// (exactly-once). Empty for feeds that checkpoint themselves on Ack (streams).
+	CheckpointName string
+}
+
+// StatusChangeFeed is the subscriber that delivers Step Functions status changes: a
+// GoChannel in embedded mode, the SQS queue in AWS mode. Its Subscriber may be nil.
+type StatusChangeFeed struct{ message.Subscriber }
+
+// RouterConfig configures the router's handlers.
+type RouterConfig struct {
+	// MaxRetries of a failing message before it goes to the poison queue.
+	MaxRetries int
+	// RetryInitialInterval is the first backoff between retries.
+	RetryInitialInterval time.Duration
+	// RetryMaxInterval caps the backoff.
+	RetryMaxInterval time.Duration
+}
+
+// SetDefaults fills zero fields.
+func (c *RouterConfig) SetDefaults() {
+	if c.MaxRetries == 0 {
+		c.MaxRetries = 5
+	}
+	if c.RetryInitialInterval == 0 {
+		c.RetryInitialInterval = 50 * time.Millisecond
+	}
+	if c.RetryMaxInterval == 0 {
+		c.RetryMaxInterval = 2 * time.Second
+	}
+}
+
+// NewRouter builds the Watermill router with the two handlers, behind Recoverer,
+// bounded Retry (not for malformed input, which can never succeed) and a poison queue
+// that publishes to poison. reg, when set, gets Watermill's router metrics.
+func NewRouter(cfg RouterConfig, journal JournalFeed, statusChanges StatusChangeFeed, poison message.Publisher,
+	projector *Projector, ingester *Ingester, reg prometheus.Registerer, logger *slog.Logger) (*message.Router, error) {
+	cfg.SetDefaults()
+	wlog := watermill.NewSlogLogger(logger)
+	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second}, wlog)
+	if err != nil {
+		return nil, fmt.Errorf("new router: %w", err)
+	}
+	pq, err := middleware.PoisonQueue(poison, TopicPoison)
+	if err != nil {
+		return nil, fmt.Errorf("poison queue: %w", err)
+	}
+	retry := middleware.Retry{
+		MaxRetries:      cfg.MaxRetries,
+		InitialInterval: cfg.RetryInitialInterval,
+		MaxInterval:     cfg.RetryMaxInterval,
+		Multiplier:      2,
+		Logger:          wlog,
+		ShouldRetry: func(p middleware.RetryParams) bool {
+			return !errors.Is(p.Err, domain.ErrInvalid)
+		},
+	}
+	// Outermost first: poison after the retries, retries around the recoverer.
+	r.AddMiddleware(pq, retry.Middleware, middleware.Recoverer)
+	if reg != nil {
+		metrics.NewPrometheusMetricsBuilder(reg, "agentwatch", "router").AddPrometheusRouterMetrics(r)
+	}
+	if journal.Subscriber != nil {
+		r.AddConsumerHandler(HandlerProject, TopicJournal, journal.Subscriber, projectHandler(projector, journal.CheckpointName))
+	}
+	if statusChanges.Subscriber != nil {
+		r.AddConsumerHandler(HandlerIngest, TopicStatusChanges, statusChanges.Subscriber, ingestHandler(ingester))
+	}
+	return r, nil
+}
+
+// projectHandler projects one journal item. A malformed item is an ErrInvalid error:
+// no retry, straight to the poison queue, and the feed moves on.
+func projectHandler(p *Projector, checkpoint string) message.NoPublishHandlerFunc {
+	return func(msg *message.Message) error {
+		ev, err := domain.DecodeJournalItemJSON(msg.Payload)
+		if err != nil {
+			return fmt.Errorf("decode journal item at %s: %w", msg.Metadata.Get(MetaPosition), err)
+		}
+		var cp *Checkpoint
+		if pos := msg.Metadata.Get(MetaPosition); checkpoint != "" && pos != "" {
+			cp = &Checkpoint{Name: checkpoint, Position: pos}
+		}
+		if err := p.Project(msg.Context(), []domain.Event{ev}, cp); err != nil {
+			return err
+		}
+		if at, err := strconv.ParseInt(msg.Metadata.Get(MetaAppendedAt), 10, 64); err == nil && p.metrics != nil {
+			p.metrics.LiveLag.Observe(time.Since(time.UnixMilli(at)).Seconds())
+		}
+		return nil
+	}
+}
+
+// ingestHandler appends one status change (or journal item) to the journal. The
+// message is acked only after the append succeeded or found the event already there.
+func ingestHandler(in *Ingester) message.NoPublishHandlerFunc {
+	return func(msg *message.Message) error {
+		_, err := in.IngestObject(msg.Context(), msg.Payload)
+		return err
+	}
+}
+
+// QuarantinePublisher is a message.Publisher that sets poison messages aside in the
+// quarantine, with the reason the poison middleware recorded.
+type QuarantinePublisher struct {
+	q       Quarantine
+	metrics *Metrics
+}
+
+// NewQuarantinePublisher returns a publisher into q.
+func NewQuarantinePublisher(q Quarantine, metrics *Metrics) *QuarantinePublisher {
+	return &QuarantinePublisher{q: q, metrics: metrics}
+}
+
+// Publish quarantines every message.
+func (p *QuarantinePublisher) Publish(_ string, msgs ...*message.Message) error {
+	for _, m := range msgs {
+		source := m.Metadata.Get(MetaSource)
+		if source == "" {
+			source = m.Metadata.Get(middleware.PoisonedHandlerKey)
+		}
+		key := m.Metadata.Get(MetaPosition)
+		if key == "" {
+			key = m.UUID
+		}
+		q := Quarantined{Source: source, Key: key, Reason: m.Metadata.Get(middleware.ReasonForPoisonedKey),
+			Payload: string(m.Payload), At: time.Now().UTC()}
+		ctx := m.Context()
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		if err := p.q.Quarantine(ctx, q); err != nil {
+			return fmt.Errorf("quarantine message %s: %w", m.UUID, err)
+		}
+		p.metrics.quarantined(source)
+	}
+	return nil
+}
+
+// Close does nothing.
+func (p *QuarantinePublisher) Close() error { return nil }

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/fx"
+
+	"github.com/agentwatch/agentwatch/app"
+)
+
+// ingestChunk is how many NDJSON lines one journal append carries.
+const ingestChunk = 5000
+
+func newIngestCommand(g *globals) *cobra.Command {
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "ingest FILE|-",
+		Short: "Append status changes and journal items (JSON object, array or NDJSON) to the journal",
+		Long: "ingest takes what POST /v1/events takes: one JSON object, a JSON array, or NDJSON, each object\n" +
+			"an EventBridge \"Step Functions Execution Status Change\" envelope (raw or wrapped in an SNS\n" +
+			"notification) or a journal item (plain or DynamoDB JSON). Each object is accepted, a\n" +
+			"duplicate, or rejected with the reason (and quarantined). In embedded mode the read models\n" +
+			"are brought up to date before it returns, whether or not a worker is running.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			in, closeIn, err := openInput(cmd, args[0])
+			if err != nil {
+				return err
+			}
+			defer closeIn()
+			var ingester *app.Ingester
+			var projector *app.Projector
+			var tail app.JournalTail
+			var checkpoints app.CheckpointStore
+			var cfg app.Config
+			cfg.SetDefaults()
+			populate := fx.Populate(&ingester, &projector, &tail, &checkpoints)
+			return g.withApp(cmd.Context(), cfg, []fx.Option{populate}, func(ctx context.Context) error {
+				total := app.IngestReport{Results: []app.IngestResult{}}
+				offset := 0
+				err := readChunks(in, func(body []byte, lines int) error {
+					rep, err := ingester.IngestBody(ctx, "cli", body)
+					if err != nil {
+						return err
+					}
+					for _, r := range rep.Results {
+						r.Index += offset
+						if r.Line > 0 {
+							r.Line += lines
+						}
+						if r.Status == app.IngestRejected || !quiet {
+							total.Results = append(total.Results, r)
+						}
+					}
+					offset += len(rep.Results)
+					total.Accepted += rep.Accepted
+					total.Duplicate += rep.Duplicate
+					total.Rejected += rep.Rejected
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+				projected, err := projector.CatchUp(ctx, tail, checkpoints, cfg.CheckpointName, 2000)
+				if err != nil {
+					return fmt.Errorf("project ingested events: %w", err)
+				}
+				if g.asJSON {
+					return printJSON(g.out, total)
+				}
+				for _, r := range total.Results {
+					if r.Status == app.IngestRejected {
+						fmt.Fprintf(g.out, "rejected  object %d (line %d): %s\n", r.Index, r.Line, r.Reason)
+					}
+				}
+				fmt.Fprintf(g.out, "%d accepted, %d duplicate, %d rejected; %d journal events projected\n",
+					total.Accepted, total.Duplicate, total.Rejected, projected)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&g.asJSON, "json", false, "print the per-object report as JSON (as POST /v1/events answers)")
+	cmd.Flags().BoolVar(&quiet, "quiet", true, "list only rejected objects in the report")
+	return cmd
+}
+
+func openInput(cmd *cobra.Command, name string) (io.Reader, func(), error) {
+	if name == "-" {
+		return cmd.InOrStdin(), func() {}, nil
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open input: %w", err)
+	}
+	return f, func() { f.Close() }, nil
+}
+
+// readChunks feeds fn with the input in pieces: NDJSON in chunks of ingestChunk lines
+// (so a million events never sit in memory at once), anything else whole. lines is the
+// number of lines before the chunk.
+func readChunks(r io.Reader, fn func(body []byte, lines int) error) error {
+	br := bufio.NewReaderSize(r, 1<<20)
+	first, err := br.ReadBytes('\n')
+	if err != nil && err != io.EOF {
+		return fmt.Errorf("read input: %w", err)
+	}
+	if t := bytes.TrimSpace(first); len(t) == 0 || t[0] != '{' || !json.Valid(t) {
+		// A JSON array, a pretty-printed object, or a single line: one body.
+		rest, err := io.ReadAll(br)
+		if err != nil {
+			return fmt.Errorf("read input: %w", err)
+		}
+		return fn(append(first, rest...), 0)
+	}
+	var chunk bytes.Buffer
+	chunk.Write(first)
+	n, before := 1, 0
+	for {
+		line, err := br.ReadBytes('\n')
+		if len(line) > 0 {
+			chunk.Write(line)
+			n++
+		}
+		if n >= ingestChunk || (err == io.EOF && chunk.Len() > 0) {
+			if ferr := fn(bytes.Clone(chunk.Bytes()), before); ferr != nil {
+				return ferr
+			}
+			before += n
+			chunk.Reset()
+			n = 0
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read input: %w", err)
+		}
+	}
+}

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/fx"
+
+	"github.com/agentwatch/agentwatch/adapters/alerts"
+	"github.com/agentwatch/agentwatch/adapters/httpapi"
+	"github.com/agentwatch/agentwatch/app"
+	"github.com/agentwatch/agentwatch/app/simulate"
+	"github.com/agentwatch/agentwatch/domain"
+	"github.com/agentwatch/agentwatch/projections/stuck"
+)
+
+// runOptions are the worker's flags.
+type runOptions struct {
+	demo          bool
+	demoRate      float64
+	demoSeed      uint64
+	httpAddr      string
+	baseURL       string
+	interval      time.Duration
+	grace         time.Duration
+	timeouts      map[domain.Stage]*time.Duration
+	webhookURL    string
+	webhookSecret string
+	shutdown      time.Duration
+}
+
+func newRunCommand(g *globals) *cobra.Command {
+	o := &runOptions{timeouts: map[domain.Stage]*time.Duration{}}
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the worker: ingest, projection, stuck detector, HTTP API and History page",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return g.runWorker(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&o.demo, "demo", false, "feed simulated agent traffic (and use short stuck deadlines)")
+	f.Float64Var(&o.demoRate, "demo-rate", 2, "demo sessions per second")
+	f.Uint64Var(&o.demoSeed, "demo-seed", uint64(time.Now().UnixNano()), "demo traffic seed")
+	f.StringVar(&o.httpAddr, "http", envOr("AGENTWATCH_HTTP_ADDR", "127.0.0.1:8080"), "HTTP listen address (env AGENTWATCH_HTTP_ADDR)")
+	f.StringVar(&o.baseURL, "base-url", envOr("AGENTWATCH_BASE_URL", ""), "public URL of the History page, for links in alerts (env AGENTWATCH_BASE_URL)")
+	f.DurationVar(&o.interval, "detector-interval", 5*time.Second, "how often the stuck detector evaluates")
+	f.DurationVar(&o.grace, "completion-grace", 0, "how long after an execution ended the agent's completion may still arrive (default 2m; demo 15s)")
+	for _, st := range domain.Stages {
+		o.timeouts[st] = f.Duration("timeout-"+string(st), 0, fmt.Sprintf("deadline of the %s stage (0: default)", st))
+	}
+	f.StringVar(&o.webhookURL, "webhook-url", envOr("AGENTWATCH_WEBHOOK_URL", ""), "POST alerts as JSON to this URL (env AGENTWATCH_WEBHOOK_URL)")
+	f.StringVar(&o.webhookSecret, "webhook-secret", envOr("AGENTWATCH_WEBHOOK_SECRET", ""), "sign webhook bodies with HMAC-SHA256 (env AGENTWATCH_WEBHOOK_SECRET)")
+	f.DurationVar(&o.shutdown, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown may take")
+	return cmd
+}
+
+func (g *globals) runWorker(ctx context.Context, o *runOptions) error {
+	logger := g.logger()
+	cfg := app.Config{}
+	cfg.Detector.Interval = o.interval
+	cfg.Detector.BaseURL = o.baseURL
+	cfg.Detector.Stuck = stuck.DefaultConfig()
+	if o.demo {
+		cfg.Detector.Stuck.Timeouts = simulate.DemoTimeouts()
+		cfg.Detector.Stuck.CompletionGrace = simulate.DemoCompletionGrace
+		if o.interval == 5*time.Second {
+			cfg.Detector.Interval = 2 * time.Second
+		}
+	}
+	for st, d := range o.timeouts {
+		if *d > 0 {
+			cfg.Detector.Stuck.Timeouts[st] = *d
+		}
+	}
+	if o.grace > 0 {
+		cfg.Detector.Stuck.CompletionGrace = o.grace
+	}
+	cfg.SetDefaults()
+	mods, err := g.backendModules(true)
+	if err != nil {
+		return err
+	}
+	httpCfg := httpapi.Config{Addr: o.httpAddr, BaseURL: o.baseURL}
+	opts := []fx.Option{
+		fx.Supply(cfg, logger, httpCfg, alerts.Config{Webhook: alerts.WebhookConfig{URL: o.webhookURL, Secret: o.webhookSecret}}),
+		fx.WithLogger(fxLogger(logger)),
+		app.CoreModule,
+	}
+	opts = append(opts, mods...)
+	opts = append(opts, app.WorkerModule, alerts.Module, httpapi.Module)
+	if o.demo {
+		opts = append(opts, fx.Supply(app.DemoConfig{Live: simulate.LiveConfig{Seed: o.demoSeed, SessionsPerSecond: o.demoRate,
+			DuplicateRate: 0.02, ReorderRate: 0.03, MalformedRate: 0.002}}), app.DemoModule)
+	}
+	var server *httpapi.Server
+	opts = append(opts, fx.Populate(&server))
+	fxApp := fx.New(opts...)
+	if err := fxApp.Err(); err != nil {
+		return err
+	}
+	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := fxApp.Start(startCtx); err != nil {
+		return err
+	}
+	logger.Info("agentwatch running", "backend", g.backend, "dataDir", g.dataDir, "http", "http://"+server.Addr(), "demo", o.demo)
+	<-ctx.Done()
+	logger.Info("shutting down", "timeout", o.shutdown)
+	stopCtx, cancelStop := context.WithTimeout(context.Background(), o.shutdown)
+	defer cancelStop()
+	return fxApp.Stop(stopCtx)
+}
