@@ -56,7 +56,19 @@ type JournalFeed struct {
 
 // StatusChangeFeed is the subscriber that delivers Step Functions status changes: a
 // GoChannel in embedded mode, the SQS queue in AWS mode. Its Subscriber may be nil.
-type StatusChangeFeed struct{ message.Subscriber }
+type StatusChangeFeed struct {
+	message.Subscriber
+	// Redelivers says that the feed redelivers a nacked message later and bounds the
+	// attempts itself (SQS: the visibility timeout, then the redrive policy moves it to
+	// the dead-letter queue). A status change that still fails after the router's
+	// retries, for any reason but malformed input, is then nacked instead of being sent
+	// to the poison queue.
+	Redelivers bool
+}
+
+// errRedeliver marks a handler error that is left to the feed's redelivery rather than
+// to the poison queue.
+var errRedeliver = errors.New("left to the feed to redeliver")
 
 // RouterConfig configures the router's handlers.
 type RouterConfig struct {
@@ -92,7 +104,9 @@ func NewRouter(cfg RouterConfig, journal JournalFeed, statusChanges StatusChange
 	if err != nil {
 		return nil, fmt.Errorf("new router: %w", err)
 	}
-	pq, err := middleware.PoisonQueue(poison, TopicPoison)
+	pq, err := middleware.PoisonQueueWithFilter(poison, TopicPoison, func(err error) bool {
+		return !errors.Is(err, errRedeliver)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("poison queue: %w", err)
 	}
@@ -115,7 +129,7 @@ func NewRouter(cfg RouterConfig, journal JournalFeed, statusChanges StatusChange
 		r.AddConsumerHandler(HandlerProject, TopicJournal, journal.Subscriber, projectHandler(projector, journal.CheckpointName))
 	}
 	if statusChanges.Subscriber != nil {
-		r.AddConsumerHandler(HandlerIngest, TopicStatusChanges, statusChanges.Subscriber, ingestHandler(ingester))
+		r.AddConsumerHandler(HandlerIngest, TopicStatusChanges, statusChanges.Subscriber, ingestHandler(ingester, statusChanges.Redelivers))
 	}
 	return r, nil
 }
@@ -144,9 +158,13 @@ func projectHandler(p *Projector, checkpoint string) message.NoPublishHandlerFun
 
 // ingestHandler appends one status change (or journal item) to the journal. The
 // message is acked only after the append succeeded or found the event already there.
-func ingestHandler(in *Ingester) message.NoPublishHandlerFunc {
+// With redelivers, a failure other than malformed input is marked errRedeliver.
+func ingestHandler(in *Ingester, redelivers bool) message.NoPublishHandlerFunc {
 	return func(msg *message.Message) error {
 		_, err := in.IngestObject(msg.Context(), msg.Payload)
+		if err != nil && redelivers && !errors.Is(err, domain.ErrInvalid) {
+			return fmt.Errorf("%w: %w", errRedeliver, err)
+		}
 		return err
 	}
 }

@@ -115,6 +115,16 @@ func (m *Model) Sessions() []*domain.Session {
 	return out
 }
 
+// SessionValues returns copies of every session, sorted by id.
+func (m *Model) SessionValues() []domain.Session {
+	ss := m.Sessions()
+	out := make([]domain.Session, len(ss))
+	for i, s := range ss {
+		out[i] = *s
+	}
+	return out
+}
+
 // Index returns the execution index, sorted by executionArn.
 func (m *Model) Index() []executionindex.Item {
 	// Sort small references, then build the (large) items once, in place.

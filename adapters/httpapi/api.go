@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -368,6 +367,3 @@ type slogPromLogger struct{ s *Server }
 func (l slogPromLogger) Println(v ...any) {
 	l.s.logger.Error("gather metrics", "error", strings.TrimSpace(fmt.Sprintln(v...)))
 }
-
-// errIngestDisabled answers POST /v1/events on a server without an ingester.
-var errIngestDisabled = errors.New("ingest is disabled on this server")

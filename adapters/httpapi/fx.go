@@ -15,7 +15,7 @@ import (
 // It needs *app.Queries and *slog.Logger; Config, *app.Ingester, prometheus.Gatherer
 // and ReadyCheck are optional (see HTTPParams).
 var Module = fx.Module("httpapi",
-	fx.Provide(NewFromParams),
+	fx.Provide(newFromParams),
 	fx.Invoke(registerLifecycle),
 )
 
@@ -38,8 +38,8 @@ type HTTPParams struct {
 	Logger *slog.Logger
 }
 
-// NewFromParams is New for fx.
-func NewFromParams(p HTTPParams) (*Server, error) {
+// newFromParams is New for fx.
+func newFromParams(p HTTPParams) (*Server, error) {
 	return New(p.Config, p.Queries, p.Ingester, p.Gatherer, p.Ready, p.Logger)
 }
 

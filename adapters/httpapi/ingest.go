@@ -16,6 +16,9 @@ import (
 // ingestSource is the source name of objects posted to /v1/events (metrics, quarantine).
 const ingestSource = "http"
 
+// errIngestDisabled answers POST /v1/events on a server without an ingester.
+var errIngestDisabled = errors.New("ingest is disabled on this server")
+
 // ndjsonTypes are the media types that declare one JSON value per line.
 var ndjsonTypes = map[string]bool{
 	"application/x-ndjson":    true,

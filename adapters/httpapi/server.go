@@ -124,11 +124,12 @@ func (s *Server) Start(ctx context.Context) error {
 func (s *Server) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	srv, served, stopped := s.srv, s.served, s.stopped
-	s.stopped = true
-	s.mu.Unlock()
 	if srv == nil || stopped {
+		s.mu.Unlock()
 		return nil
 	}
+	s.stopped = true
+	s.mu.Unlock()
 	s.stopping.Store(true)
 	var err error
 	if serr := srv.Shutdown(ctx); serr != nil {

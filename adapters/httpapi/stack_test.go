@@ -29,16 +29,16 @@ import (
 // journal in the background, the stack projects synchronously inside each append, so
 // that what a POST accepted is readable as soon as the POST answers.
 type stack struct {
-	t           *testing.T
-	db          *sqlite.DB
-	alerts      *sqlite.AlertStore
-	quarantine  *sqlite.QuarantineStore
-	queries     *app.Queries
-	ingester    *app.Ingester
-	registry    *prometheus.Registry
-	server      *httpapi.Server
-	http        *httptest.Server
-	logs        *syncBuffer
+	t          *testing.T
+	db         *sqlite.DB
+	alerts     *sqlite.AlertStore
+	quarantine *sqlite.QuarantineStore
+	queries    *app.Queries
+	ingester   *app.Ingester
+	registry   *prometheus.Registry
+	server     *httpapi.Server
+	http       *httptest.Server
+	logs       *syncBuffer
 }
 
 // stackOptions adjust a stack.

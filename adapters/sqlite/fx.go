@@ -31,6 +31,7 @@ var Module = fx.Module("sqlite",
 		fx.Annotate(func(s *JournalStore) app.JournalScanner { return s }),
 		fx.Annotate(func(s *JournalStore) app.JournalTail { return journalTail{s} }),
 		newCurrentReadModelStore,
+		fx.Annotate(func(s *ReadModelStore) app.GenerationStore { return generationStore{s} }),
 		fx.Annotate(func(s *ReadModelStore) app.ProjectionStore { return s }),
 		fx.Annotate(func(s *ReadModelStore) executionindex.Reader { return s }),
 		fx.Annotate(func(s *ReadModelStore) app.StatsReader { return s }),
@@ -58,14 +59,18 @@ func openDB(lc fx.Lifecycle, cfg Config, logger *slog.Logger) (*DB, error) {
 	return db, nil
 }
 
-// newCurrentReadModelStore pins the generation that is current at start: the
-// projector's writes must not move to another generation halfway.
-func newCurrentReadModelStore(db *DB) (*ReadModelStore, error) {
-	gen, err := NewReadModelStore(db, 0).CurrentGeneration(context.Background())
-	if err != nil {
-		return nil, fmt.Errorf("current generation: %w", err)
-	}
-	return NewReadModelStore(db, gen), nil
+// newCurrentReadModelStore follows the current generation at each call: after a
+// rebuild switches generations, the live projector writes the new one (the rebuild's
+// final catch-up covers a commit that raced the switch).
+func newCurrentReadModelStore(db *DB) *ReadModelStore {
+	return NewReadModelStore(db, 0)
+}
+
+// generationStore adds what app.GenerationStore needs to a ReadModelStore.
+type generationStore struct{ *ReadModelStore }
+
+func (g generationStore) ProjectionStoreOf(gen int) app.ProjectionStore {
+	return NewReadModelStore(g.db, gen)
 }
 
 func newJournalFeed(lc fx.Lifecycle, db *DB, cfg app.Config, logger *slog.Logger) (app.JournalFeed, error) {
@@ -79,6 +84,15 @@ func newJournalFeed(lc fx.Lifecycle, db *DB, cfg app.Config, logger *slog.Logger
 
 // journalTail adapts JournalStore to app.JournalTail (positions are seq numbers).
 type journalTail struct{ s *JournalStore }
+
+// EndPosition is the position of the journal's last item.
+func (t journalTail) EndPosition(ctx context.Context) (string, error) {
+	seq, err := t.s.MaxSeq(ctx)
+	if err != nil {
+		return "", err
+	}
+	return strconv.FormatInt(seq, 10), nil
+}
 
 func (t journalTail) ReadAfter(ctx context.Context, position string, limit int) ([]app.PositionedEvent, error) {
 	var seq int64

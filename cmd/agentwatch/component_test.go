@@ -58,6 +58,13 @@ type worker struct {
 
 func startWorker(t *testing.T, dir string, withRouter bool) *worker {
 	t.Helper()
+	return startWorkerTB(t, dir, withRouter)
+}
+
+func startWorkerB(b *testing.B, dir string) *worker { return startWorkerTB(b, dir, true) }
+
+func startWorkerTB(t testing.TB, dir string, withRouter bool) *worker {
+	t.Helper()
 	w := &worker{}
 	w.cfg.SetDefaults()
 	g := &globals{backend: "sqlite", dataDir: dir, logLevel: "warn"}

@@ -62,6 +62,7 @@ func newRootCommand() *cobra.Command {
 		newAlertsCommand(g),
 		newQuarantineCommand(g),
 		newSimulateCommand(g),
+		newRebuildCommand(g),
 	)
 	return root
 }

@@ -16,7 +16,7 @@
   const AGENTS_EVERY = 15; // polls between refreshes of the agent list
 
   const STATUS_ICONS = {
-    RUNNING: '⚡', SUCCEEDED: '✓', FAILED: '✗', TIMED_OUT: '⏱', ABORTED: '⊘', PENDING_REDRIVE: '↻',
+    RUNNING: '⚡', SUCCEEDED: '✓', FAILED: '✗', TIMED_OUT: '◷', ABORTED: '⊘', PENDING_REDRIVE: '↻',
   };
   const RANGES = ['today', '24h', '7d', '30d', 'all', 'custom'];
   const EVENT_INFO = {
@@ -76,7 +76,7 @@
       else if (k.startsWith('on')) n.addEventListener(k.slice(2), v);
       else n.setAttribute(k, v === true ? '' : String(v));
     }
-    for (const c of children.flat()) {
+    for (const c of children.flat(Infinity)) {
       if (c == null || c === false) continue;
       n.append(c instanceof Node ? c : String(c));
     }
@@ -114,7 +114,9 @@
 
   const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' });
   const dayFmt = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
-  const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+  const fullFmt = new Intl.DateTimeFormat(undefined, {
+    year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23',
+  });
 
   function sameDay(a, b) {
     return a.getFullYear() === b.getFullYear() && a.getMonth() === b.getMonth() && a.getDate() === b.getDate();
@@ -187,6 +189,8 @@
     agents: new Set(),
     session: null,
     sessionJSON: '',
+    alertsJSON: '',
+    ticking: false,
     polls: 0,
     timer: 0,
   };
@@ -456,9 +460,18 @@
           : el('button', { type: 'button', class: 'chip', onclick: (e) => ack(a, e.currentTarget), text: 'Acknowledge' })));
   }
 
+  // pollAlerts re-renders the panel only when the alerts changed, so that a poll never
+  // takes the keyboard focus away from an Acknowledge button; otherwise it only
+  // refreshes the "n min ago" texts.
   async function pollAlerts() {
     const page = await request(apiURL('v1/alerts', { state: 'open', limit: 50 }));
     const items = page.items || [];
+    const json = JSON.stringify(items);
+    if (json === state.alertsJSON) {
+      for (const t of $('alerts-list').querySelectorAll('.alert-head time')) t.textContent = fmtAgo(t.dateTime);
+      return;
+    }
+    state.alertsJSON = json;
     $('alerts-list').replaceChildren(...items.map((a) => alertItem(a, false)));
     $('alerts-empty').hidden = items.length > 0;
     const count = $('alerts-count');
@@ -593,12 +606,16 @@
     $('live-text').textContent = text;
   }
 
+  // tick polls once and schedules the next poll. Only one runs at a time: a tick
+  // asked for while one runs (the tab became visible) leaves the scheduling to it.
   async function tick() {
     clearTimeout(state.timer);
+    if (state.ticking) return;
     if (document.hidden) {
       setLive('paused', 'Paused while hidden');
       return;
     }
+    state.ticking = true;
     try {
       const work = [pollExecutions(), pollAlerts()];
       if (state.session) work.push(refreshSession(false));
@@ -607,6 +624,8 @@
       setLive('live', `Live · updated ${timeFmt.format(new Date())}`);
     } catch (err) {
       setLive('error', `Offline · retrying (${err.message})`);
+    } finally {
+      state.ticking = false;
     }
     state.timer = setTimeout(tick, POLL_MS);
   }

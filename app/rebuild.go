@@ -1,0 +1,249 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/agentwatch/agentwatch/domain"
+	"github.com/agentwatch/agentwatch/projections"
+	"github.com/agentwatch/agentwatch/projections/agentstats"
+	"github.com/agentwatch/agentwatch/projections/executionindex"
+	"github.com/agentwatch/agentwatch/projections/stuck"
+)
+
+// GenerationStore manages generations of the read models, so that a rebuild writes a
+// new generation while the current one keeps serving, then switches atomically.
+type GenerationStore interface {
+	CurrentGeneration(ctx context.Context) (int, error)
+	Generations(ctx context.Context) ([]int, error)
+	// CreateGeneration creates gen's empty tables; creating an existing one does nothing.
+	CreateGeneration(ctx context.Context, gen int) error
+	// SwitchGeneration makes gen serve reads, atomically.
+	SwitchGeneration(ctx context.Context, gen int) error
+	// DropGeneration drops a generation that does not serve reads.
+	DropGeneration(ctx context.Context, gen int) error
+	// BulkLoad writes a folded state into gen in large coalesced batches.
+	BulkLoad(ctx context.Context, gen int, sessions []domain.Session, items []executionindex.Item,
+		buckets []agentstats.Bucket, stuckWrites []StuckWrite) error
+	// ProjectionStoreOf is the projection store of generation gen.
+	ProjectionStoreOf(gen int) ProjectionStore
+}
+
+// RebuildOptions configure a rebuild.
+type RebuildOptions struct {
+	// Projection names the read model asked for: executionindex, agentstats, stuck or
+	// all. All three derive from the same session aggregates, so every rebuild writes a
+	// whole new generation; the name is checked and reported.
+	Projection string
+	// Grace is how long the old generation is kept after the switch (queries that
+	// started on it finish), then dropped.
+	Grace time.Duration
+	// Progress, if set, is told how many events were folded (of about total).
+	Progress func(done, total int64)
+	// Now is the clock for detector deadlines (default time.Now).
+	Now func() time.Time
+}
+
+// RebuildReport says what a rebuild did.
+type RebuildReport struct {
+	FromGeneration int           `json:"fromGeneration"`
+	ToGeneration   int           `json:"toGeneration"`
+	Events         int64         `json:"events"`
+	Sessions       int           `json:"sessions"`
+	Executions     int           `json:"executions"`
+	StatsBuckets   int           `json:"statsBuckets"`
+	StuckEntries   int           `json:"stuckEntries"`
+	CaughtUp       int           `json:"caughtUpEvents"`
+	ScanFold       time.Duration `json:"scanFoldNs"`
+	Load           time.Duration `json:"loadNs"`
+	Total          time.Duration `json:"totalNs"`
+}
+
+// Projection names.
+var projectionNames = map[string]bool{"all": true, "executionindex": true, "agentstats": true, "stuck": true}
+
+// Rebuilder rebuilds the read models from the journal with zero downtime.
+type Rebuilder struct {
+	journal     JournalScanner
+	tail        JournalTail
+	gens        GenerationStore
+	checkpoints CheckpointStore
+	logger      *slog.Logger
+	metrics     *Metrics
+	detector    stuck.Config
+}
+
+// NewRebuilder returns a rebuilder. tail may be nil for journals without a
+// single-sequence feed; then events written during the rebuild reach the new
+// generation through the live feed only after the switch.
+func NewRebuilder(journal JournalScanner, tail JournalTail, gens GenerationStore, checkpoints CheckpointStore,
+	detector stuck.Config, logger *slog.Logger, metrics *Metrics) *Rebuilder {
+	return &Rebuilder{journal: journal, tail: tail, gens: gens, checkpoints: checkpoints, detector: detector, logger: logger, metrics: metrics}
+}
+
+// EndPositioner tells where a single-sequence journal feed ends now.
+type EndPositioner interface {
+	EndPosition(ctx context.Context) (string, error)
+}
+
+// Rebuild folds the whole journal into a new generation, catches it up with what was
+// written meanwhile, switches reads to it atomically, catches up once more (a commit
+// of the live worker may have raced the switch into the old generation), and drops the
+// old generation after the grace period. On error or cancellation the new generation
+// is dropped and the current one is untouched.
+//
+// The live worker must project into the current generation as of each commit (not a
+// generation pinned at start) for the second catch-up to be the last word.
+//
+// Detector entries of the new generation are scheduled only for deadlines still ahead:
+// a rebuild replays history and raises no alert for it. Alerts live outside the
+// generations and survive.
+func (r *Rebuilder) Rebuild(ctx context.Context, opts RebuildOptions) (rep RebuildReport, err error) {
+	if opts.Projection == "" {
+		opts.Projection = "all"
+	}
+	if !projectionNames[opts.Projection] {
+		return rep, &domain.FieldError{Field: "projection", Reason: "must be executionindex, agentstats, stuck or all"}
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	began := time.Now()
+	cur, err := r.gens.CurrentGeneration(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("current generation: %w", err)
+	}
+	gens, err := r.gens.Generations(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("list generations: %w", err)
+	}
+	next := cur + 1
+	for _, g := range gens {
+		if g != cur {
+			// A partial generation of an interrupted rebuild, or an old one past its
+			// grace period.
+			if err := r.gens.DropGeneration(ctx, g); err != nil {
+				return rep, fmt.Errorf("drop stale generation %d: %w", g, err)
+			}
+		}
+		next = max(next, g+1)
+	}
+	rep.FromGeneration, rep.ToGeneration = cur, next
+	if err := r.gens.CreateGeneration(ctx, next); err != nil {
+		return rep, fmt.Errorf("create generation %d: %w", next, err)
+	}
+	switched := false
+	defer func() {
+		if err != nil && !switched {
+			// Leave the live generation untouched and the partial one gone. The
+			// caller's ctx may be what failed: clean up with a fresh one.
+			dctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if derr := r.gens.DropGeneration(dctx, next); derr != nil {
+				err = errors.Join(err, fmt.Errorf("drop partial generation %d: %w", next, derr))
+			}
+		}
+	}()
+
+	// Where live projection into the new generation starts: before the scan, so that
+	// anything appended during the scan is applied again (harmlessly) by the catch-up.
+	var startPos string
+	var total int64
+	if ep, ok := r.tail.(EndPositioner); ok && r.tail != nil {
+		if startPos, err = ep.EndPosition(ctx); err != nil {
+			return rep, fmt.Errorf("journal end position: %w", err)
+		}
+		if n, perr := parsePos(startPos); perr == nil {
+			total = n
+		}
+	}
+	model := projections.NewModel()
+	err = r.journal.Scan(ctx, func(batch []domain.Event) error {
+		for i := range batch {
+			model.Apply(&batch[i])
+		}
+		if opts.Progress != nil {
+			opts.Progress(model.Events, total)
+		}
+		return ctx.Err()
+	})
+	if err != nil {
+		return rep, fmt.Errorf("scan journal: %w", err)
+	}
+	rep.Events = model.Events
+	sessions := model.SessionValues()
+	items := model.Index()
+	buckets := model.Stats()
+	now := opts.Now()
+	stuckWrites := r.stuckWrites(model, now)
+	rep.ScanFold = time.Since(began)
+	rep.Sessions, rep.Executions, rep.StatsBuckets, rep.StuckEntries = len(sessions), len(items), len(buckets), len(stuckWrites)
+
+	loadStart := time.Now()
+	if err = r.gens.BulkLoad(ctx, next, sessions, items, buckets, stuckWrites); err != nil {
+		return rep, fmt.Errorf("load generation %d: %w", next, err)
+	}
+	rep.Load = time.Since(loadStart)
+
+	cpName := GenerationCheckpoint(next)
+	proj := NewProjector(r.gens.ProjectionStoreOf(next), r.logger, r.metrics)
+	if r.tail != nil {
+		if err = r.checkpoints.SetCheckpoint(ctx, cpName, startPos); err != nil {
+			return rep, fmt.Errorf("start checkpoint of generation %d: %w", next, err)
+		}
+		n, cerr := proj.CatchUp(ctx, r.tail, r.checkpoints, cpName, 1000)
+		if cerr != nil {
+			return rep, fmt.Errorf("catch up generation %d: %w", next, cerr)
+		}
+		rep.CaughtUp += n
+	}
+	if err = r.gens.SwitchGeneration(ctx, next); err != nil {
+		return rep, fmt.Errorf("switch to generation %d: %w", next, err)
+	}
+	switched = true
+	r.logger.Info("read models switched", "from", cur, "to", next, "events", rep.Events, "sessions", rep.Sessions)
+	if r.tail != nil {
+		n, cerr := proj.CatchUp(ctx, r.tail, r.checkpoints, cpName, 1000)
+		if cerr != nil {
+			return rep, fmt.Errorf("final catch-up of generation %d: %w", next, cerr)
+		}
+		rep.CaughtUp += n
+	}
+	rep.Total = time.Since(began)
+	if opts.Grace > 0 {
+		select {
+		case <-time.After(opts.Grace):
+		case <-ctx.Done():
+			r.logger.Warn("old generation kept: interrupted during the grace period; the next rebuild drops it", "generation", cur)
+			return rep, nil
+		}
+	}
+	if derr := r.gens.DropGeneration(ctx, cur); derr != nil {
+		r.logger.Warn("drop old generation", "generation", cur, "error", derr)
+	}
+	return rep, nil
+}
+
+// stuckWrites schedules the detector entries of the folded sessions for deadlines still
+// ahead of now only: what is already overdue is history, and a rebuild raises nothing.
+func (r *Rebuilder) stuckWrites(m *projections.Model, now time.Time) []StuckWrite {
+	entries := m.Stuck()
+	out := make([]StuckWrite, 0, len(entries))
+	for i := range entries {
+		_, next := stuck.Evaluate(&entries[i], 0, 0, now, &r.detector)
+		out = append(out, StuckWrite{Entry: entries[i], NextCheckMs: next})
+	}
+	return out
+}
+
+// GenerationCheckpoint names the journal checkpoint of a generation being rebuilt.
+func GenerationCheckpoint(gen int) string { return fmt.Sprintf("%s@g%d", HandlerProject, gen) }
+
+func parsePos(p string) (int64, error) {
+	var n int64
+	_, err := fmt.Sscan(p, &n)
+	return n, err
+}
