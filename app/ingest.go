@@ -150,7 +150,7 @@ func (in *Ingester) toEvent(ctx context.Context, inp domain.Input) (domain.Event
 		var err error
 		ev, err = domain.MapStatusChange(ctx, *inp.StatusChange, in.resolver, in.mapping)
 		if err != nil {
-			return ev, res, fmt.Errorf("map status change: %w", err)
+			return ev, res, err // says "map status change of execution ..." itself
 		}
 	case inp.Event != nil:
 		ev = *inp.Event

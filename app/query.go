@@ -225,12 +225,16 @@ func (q *Queries) AckAlert(ctx context.Context, sessionID string, kind stuck.Kin
 
 // Stuck lists the sessions the detector watches.
 func (q *Queries) Stuck(ctx context.Context) ([]stuck.Entry, error) {
-	es, err := q.stuck.OpenEntries(ctx)
+	all, err := q.stuck.OpenEntries(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("stuck entries: %w", err)
 	}
-	if es == nil {
-		es = []stuck.Entry{}
+	// Closed entries wait only for the detector's last look; they are not open.
+	es := make([]stuck.Entry, 0, len(all))
+	for _, e := range all {
+		if !e.Closed {
+			es = append(es, e)
+		}
 	}
 	return es, nil
 }

@@ -184,7 +184,12 @@ func SplitInput(body []byte) ([]InputObject, error) {
 				rest = nil
 			}
 			if l = bytes.TrimSpace(l); len(l) > 0 {
-				s.values(l, line)
+				if json.Valid(l) {
+					s.values(l, line)
+				} else {
+					// One bad line is one bad object, whatever it holds.
+					s.fail(line, malformed(json.Unmarshal(l, new(any)), &lineCounter{data: l, line: line}))
+				}
 			}
 		}
 	} else {
@@ -193,11 +198,14 @@ func SplitInput(body []byte) ([]InputObject, error) {
 	return s.out, nil
 }
 
-// isNDJSON reports whether body has at least two non-blank lines and every one of them
-// starts with '{': then each line is an object of its own and is parsed alone. A
-// pretty-printed object always has lines that start otherwise (keys, closing braces).
+// isNDJSON reports whether body is NDJSON, to be parsed line by line so that a bad
+// line costs only itself: it has at least two non-blank lines, it is not one JSON value
+// as a whole (a pretty-printed object or array is), and most of its lines are whole
+// JSON objects on their own. Pretty-printed objects have no such lines (theirs are
+// keys, braces and values with trailing commas), so concatenated pretty-printed
+// objects are split as a stream instead.
 func isNDJSON(body []byte) bool {
-	n := 0
+	n, whole := 0, 0
 	for rest := body; len(rest) > 0; {
 		l := rest
 		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
@@ -209,12 +217,12 @@ func isNDJSON(body []byte) bool {
 		if len(l) == 0 {
 			continue
 		}
-		if l[0] != '{' {
-			return false
-		}
 		n++
+		if l[0] == '{' && l[len(l)-1] == '}' && json.Valid(l) {
+			whole++
+		}
 	}
-	return n >= 2
+	return n >= 2 && 2*whole > n && !json.Valid(body)
 }
 
 // splitter accumulates the objects of a body.

@@ -61,7 +61,7 @@ func TestSplitInput(t *testing.T) {
 		{"NDJSON with a malformed line", "{\"a\":1}\n{\"b\":\n{\"c\":3}\n{\"d\":4}", []split{
 			{line: 1, json: `{"a":1}`}, {line: 2, err: "object 1 (line 2): malformed JSON"}, {line: 3, json: `{"c":3}`}, {line: 4, json: `{"d":4}`}}},
 		{"NDJSON with trailing garbage on a line", "{\"a\":1}\n{\"b\":2} x\n{\"c\":3}", []split{
-			{line: 1, json: `{"a":1}`}, {line: 2, json: `{"b":2}`}, {line: 2, err: "object 2 (line 2): malformed JSON"}, {line: 3, json: `{"c":3}`}}},
+			{line: 1, json: `{"a":1}`}, {line: 2, err: "object 1 (line 2): malformed JSON"}, {line: 3, json: `{"c":3}`}}},
 		{"concatenated pretty objects", "{\n\"a\":1\n}\n{\n\"b\":2\n}\n", []split{{line: 1, json: "{\n\"a\""}, {line: 4, json: "{\n\"b\""}}},
 		{"array with a non-object", `[{"a":1}, 5, "x", {"b":2}]`, []split{
 			{line: 1, json: `{"a":1}`}, {line: 1, err: "must be a JSON object, found number"},
@@ -268,5 +268,27 @@ func BenchmarkSplitInput(b *testing.B) {
 		if _, err := domain.SplitInput(body); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestSplitInputNDJSONBadLinesCostOnlyThemselves(t *testing.T) {
+	item := `{"PK":"SESSION#a","SK":"EVENT#2024-11-04T10:30:00.000Z","Status":"SESSION_INITIATED","Timestamp":"2024-11-04T10:30:00.000Z"}`
+	for name, body := range map[string]string{
+		"bad first line":  "not json\n" + item + "\n" + item,
+		"bad middle line": item + "\n[1,\n" + item,
+		"bad last line":   item + "\n" + item + "\n{\"PK\":",
+	} {
+		t.Run(name, func(t *testing.T) {
+			objs, err := domain.SplitInput([]byte(body))
+			require.NoError(t, err)
+			require.Len(t, objs, 3)
+			bad := 0
+			for _, o := range objs {
+				if o.Err != nil {
+					bad++
+				}
+			}
+			require.Equal(t, 1, bad)
+		})
 	}
 }
