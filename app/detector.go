@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/agentwatch/agentwatch/domain"
+	"github.com/agentwatch/agentwatch/projections/agentstats"
 	"github.com/agentwatch/agentwatch/projections/stuck"
 )
 
@@ -34,6 +35,10 @@ type DetectorConfig struct {
 	BaseURL string
 	// MaxDeliveryAttempts before an alert is left pending and only logged.
 	MaxDeliveryAttempts int
+	// AdaptiveRefresh is how often adaptive deadlines are recomputed from the stats.
+	AdaptiveRefresh time.Duration
+	// AdaptiveWindow is how far back the stats that adaptive deadlines read go.
+	AdaptiveWindow time.Duration
 }
 
 // SetDefaults fills zero fields.
@@ -50,6 +55,13 @@ func (c *DetectorConfig) SetDefaults() {
 	if c.MaxDeliveryAttempts == 0 {
 		c.MaxDeliveryAttempts = 10
 	}
+	if c.AdaptiveRefresh == 0 {
+		c.AdaptiveRefresh = 5 * time.Minute
+	}
+	if c.AdaptiveWindow == 0 {
+		c.AdaptiveWindow = 7 * 24 * time.Hour
+	}
+	c.Stuck.Adaptive.SetDefaults()
 }
 
 // Detector evaluates due detector entries against the clock, records alerts in the
@@ -60,6 +72,8 @@ type Detector struct {
 	alerts   AlertStore
 	sessions ProjectionStore
 	sinks    []AlertSink
+	stats    StatsReader
+	adapted  time.Time
 	logger   *slog.Logger
 	metrics  *Metrics
 	now      func() time.Time
@@ -75,6 +89,40 @@ func NewDetector(cfg DetectorConfig, entries StuckStore, alerts AlertStore, sess
 	cfg.SetDefaults()
 	return &Detector{cfg: cfg, entries: entries, alerts: alerts, sessions: sessions, sinks: sinks,
 		logger: logger, metrics: metrics, now: time.Now, stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+// UseStats lets the detector derive adaptive deadlines from the agents' stage
+// durations (when DetectorConfig.Stuck.Adaptive.Enabled).
+func (d *Detector) UseStats(stats StatsReader) { d.stats = stats }
+
+// refreshAdaptive recomputes the adaptive deadlines when they are due.
+func (d *Detector) refreshAdaptive(ctx context.Context, now time.Time) error {
+	if !d.cfg.Stuck.Adaptive.Enabled || d.stats == nil || now.Sub(d.adapted) < d.cfg.AdaptiveRefresh {
+		return nil
+	}
+	buckets, err := d.stats.Stats(ctx, StatsQuery{Granularity: agentstats.DayPrefix, From: now.Add(-d.cfg.AdaptiveWindow)})
+	if err != nil {
+		return fmt.Errorf("stats for adaptive deadlines: %w", err)
+	}
+	totals := map[string]agentstats.Counters{}
+	for _, b := range buckets {
+		if totals[b.Agent] == nil {
+			totals[b.Agent] = agentstats.Counters{}
+		}
+		agentstats.Merge(totals[b.Agent], b.Counters)
+	}
+	observed := map[string]map[domain.Stage]stuck.StageP99{}
+	for agent, cs := range totals {
+		st := agentstats.StatsOf(agent, "", cs)
+		m := map[domain.Stage]stuck.StageP99{}
+		for name, q := range st.Stages {
+			m[domain.Stage(name)] = stuck.StageP99{Count: q.Count, P99: time.Duration(q.P99 * float64(time.Second))}
+		}
+		observed[agent] = m
+	}
+	d.cfg.Stuck.Adapted = d.cfg.Stuck.Adaptive.AdaptedTimeouts(observed)
+	d.adapted = now
+	return nil
 }
 
 // SetClock replaces the clock (tests drive the detector on a fake clock).
@@ -122,6 +170,9 @@ func (d *Detector) loop() {
 // Tick evaluates every due entry once, then delivers pending alerts.
 func (d *Detector) Tick(ctx context.Context) error {
 	now := d.now()
+	if err := d.refreshAdaptive(ctx, now); err != nil {
+		d.logger.Warn("adaptive deadlines not refreshed", "error", err)
+	}
 	due, err := d.entries.DueEntries(ctx, now.UnixMilli(), d.cfg.BatchLimit)
 	if err != nil {
 		return fmt.Errorf("due entries: %w", err)

@@ -133,12 +133,15 @@ type DetectorParams struct {
 	Alerts   AlertStore
 	Sessions ProjectionStore
 	Sinks    []AlertSink `group:"alert_sinks"`
+	Stats    StatsReader
 	Logger   *slog.Logger
 	Metrics  *Metrics
 }
 
 func newDetector(p DetectorParams) *Detector {
-	return NewDetector(p.Config.Detector, p.Stuck, p.Alerts, p.Sessions, p.Sinks, p.Logger, p.Metrics)
+	d := NewDetector(p.Config.Detector, p.Stuck, p.Alerts, p.Sessions, p.Sinks, p.Logger, p.Metrics)
+	d.UseStats(p.Stats)
+	return d
 }
 
 func registerDetector(lc fx.Lifecycle, d *Detector) {

@@ -31,6 +31,9 @@ func NewProjector(store ProjectionStore, logger *slog.Logger, metrics *Metrics) 
 	return &Projector{store: store, logger: logger, now: time.Now, metrics: metrics, MaxConflictRetries: 20}
 }
 
+// SetClock replaces the clock (tests run the projector and the detector on a fake one).
+func (p *Projector) SetClock(now func() time.Time) { p.now = now }
+
 // Project applies events and commits the result, with cp stored in the same commit
 // when set. It is safe to call concurrently and with events seen before.
 func (p *Projector) Project(ctx context.Context, events []domain.Event, cp *Checkpoint) error {

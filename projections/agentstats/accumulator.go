@@ -27,6 +27,7 @@ type hourBucket struct {
 	failures [4]int64
 	errors   map[string]int64
 	bins     map[int32]int64
+	stages   [len(domain.Stages)]map[int32]int64
 }
 
 var failureNames = [4]string{FailureInvocation, FailureEntrypoint, FailureBackgroundTask, FailureMissingCompletion}
@@ -40,6 +41,9 @@ func (a *Accumulator) Add(c *Contribution, sign int64) {
 	b := a.hours[k]
 	if b == nil {
 		b = &hourBucket{outcomes: map[domain.Outcome]int64{}, errors: map[string]int64{}, bins: map[int32]int64{}}
+		for i := range b.stages {
+			b.stages[i] = map[int32]int64{}
+		}
 		a.hours[k] = b
 	}
 	b.started += sign
@@ -61,6 +65,11 @@ func (a *Accumulator) Add(c *Contribution, sign int64) {
 	}
 	if c.HasDuration {
 		addKey(b.bins, c.DurationBin, sign)
+	}
+	for i, ok := range c.HasStage {
+		if ok {
+			addKey(b.stages[i], c.StageBins[i], sign)
+		}
 	}
 }
 
@@ -102,6 +111,11 @@ func (b *hourBucket) counters(into Counters) {
 	}
 	for bin, n := range b.bins {
 		into.inc(prefixDurationBin+strconv.Itoa(int(bin)), n)
+	}
+	for i, m := range b.stages {
+		for bin, n := range m {
+			into.inc(stageCounter(i, bin), n)
+		}
 	}
 }
 

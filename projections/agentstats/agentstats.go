@@ -39,6 +39,10 @@ type Contribution struct {
 	// whether there is one (a finished execution, or a finished agent session).
 	DurationBin int32
 	HasDuration bool
+	// StageBins are the sketch bins of how long each stage of domain.Stages took (the
+	// adaptive stuck deadlines read their p99); HasStage says which stages finished.
+	StageBins [len(domain.Stages)]int32
+	HasStage  [len(domain.Stages)]bool
 }
 
 // ContributionOf derives the contribution of s. ok is false for a session with no
@@ -106,7 +110,46 @@ func ContributionOfWithClass(s *domain.Session, d *domain.Diagnosis, errorClass 
 	if durMs >= 0 {
 		c.DurationBin, c.HasDuration = DurationBin(time.Duration(durMs)*time.Millisecond), true
 	}
+	for i, d := range StageDurations(s) {
+		if d >= 0 {
+			c.StageBins[i], c.HasStage[i] = DurationBin(d), true
+		}
+	}
 	return c, true
+}
+
+// StageDurations returns how long each stage of domain.Stages took in s, or -1 for a
+// stage that did not finish (or whose start was not seen). A stage starts at the latest
+// event that opened it and ends at the first event of a later stage or its failure.
+func StageDurations(s *domain.Session) [len(domain.Stages)]time.Duration {
+	at := func(st domain.Status) int64 {
+		if !s.Has(st) {
+			return 0
+		}
+		return s.At[st.AgentIndex()]
+	}
+	span := func(start int64, ends ...int64) time.Duration {
+		if start == 0 {
+			return -1
+		}
+		var end int64
+		for _, e := range ends {
+			if e != 0 && (end == 0 || e < end) {
+				end = e
+			}
+		}
+		if end == 0 || end < start {
+			return -1
+		}
+		return time.Duration(end-start) * time.Millisecond
+	}
+	var out [len(domain.Stages)]time.Duration
+	out[0] = span(at(domain.StatusSessionInitiated), at(domain.StatusInvocationStarted))
+	out[1] = span(at(domain.StatusInvocationStarted), at(domain.StatusInvocationSucceeded), at(domain.StatusInvocationFailed))
+	entry := max(at(domain.StatusInvocationSucceeded), at(domain.StatusEntrypointStarted))
+	out[2] = span(entry, at(domain.StatusBackgroundTaskStarted), at(domain.StatusEntrypointFailed))
+	out[3] = span(at(domain.StatusBackgroundTaskStarted), at(domain.StatusBackgroundTaskCompleted), at(domain.StatusBackgroundTaskFailed))
+	return out
 }
 
 // Unknown is the agent of a session whose agent is not known (yet).

@@ -34,7 +34,13 @@ const (
 	prefixFailure     = "failure."
 	prefixError       = "error."
 	prefixDurationBin = "dur."
+	prefixStageBin    = "stage."
 )
+
+// stageCounter names the counter of one bin of a stage's duration sketch.
+func stageCounter(stage int, bin int32) string {
+	return prefixStageBin + string(domain.Stages[stage]) + "." + strconv.Itoa(int(bin))
+}
 
 // Counters are the flat form of a bucket that stores keep: counter name -> value. Every
 // change is an increment, so stores apply deltas atomically and commutatively.
@@ -58,6 +64,11 @@ func (cs Counters) Add(c *Contribution, sign int64) {
 	}
 	if c.HasDuration {
 		cs.inc(prefixDurationBin+strconv.Itoa(int(c.DurationBin)), sign)
+	}
+	for i, ok := range c.HasStage {
+		if ok {
+			cs.inc(stageCounter(i, c.StageBins[i]), sign)
+		}
 	}
 }
 
@@ -125,6 +136,8 @@ type Stats struct {
 	// Duration quantiles in seconds.
 	Duration  Quantiles    `json:"durationSeconds"`
 	TopErrors []ErrorCount `json:"topErrors"`
+	// Stages holds the duration quantiles of each lifecycle stage, in seconds.
+	Stages map[string]Quantiles `json:"stageSeconds"`
 }
 
 // ErrorCount is one error class and how often it occurred.
@@ -141,6 +154,7 @@ func StatsOf(agent, bucket string, cs Counters) Stats {
 	st := Stats{Agent: agent, Bucket: bucket, Statuses: map[string]int64{}, Outcomes: map[string]int64{},
 		Failures: map[string]int64{}, TopErrors: []ErrorCount{}}
 	bins := map[int32]int64{}
+	stageBins := map[string]map[int32]int64{}
 	for k, v := range cs {
 		switch {
 		case k == CounterStarted:
@@ -153,6 +167,18 @@ func StatsOf(agent, bucket string, cs Counters) Stats {
 			st.Failures[k[len(prefixFailure):]] = v
 		case strings.HasPrefix(k, prefixError):
 			st.TopErrors = append(st.TopErrors, ErrorCount{Class: k[len(prefixError):], Count: v})
+		case strings.HasPrefix(k, prefixStageBin):
+			rest := k[len(prefixStageBin):]
+			if i := strings.LastIndexByte(rest, '.'); i > 0 {
+				if b, err := strconv.Atoi(rest[i+1:]); err == nil {
+					m := stageBins[rest[:i]]
+					if m == nil {
+						m = map[int32]int64{}
+						stageBins[rest[:i]] = m
+					}
+					m[int32(b)] += v
+				}
+			}
 		case strings.HasPrefix(k, prefixDurationBin):
 			if b, err := strconv.Atoi(k[len(prefixDurationBin):]); err == nil {
 				bins[int32(b)] += v
@@ -167,6 +193,10 @@ func StatsOf(agent, bucket string, cs Counters) Stats {
 		st.TopErrors = st.TopErrors[:TopErrors]
 	}
 	st.Duration = QuantilesOf(bins)
+	st.Stages = make(map[string]Quantiles, len(stageBins))
+	for name, b := range stageBins {
+		st.Stages[name] = QuantilesOf(b)
+	}
 	return st
 }
 

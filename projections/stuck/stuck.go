@@ -56,6 +56,64 @@ type Config struct {
 	// CompletionGrace is how long after Step Functions ended an execution the agent's
 	// terminal event may still arrive before the session misses its completion.
 	CompletionGrace time.Duration
+	// Adaptive derives deadlines from each agent's own stage durations.
+	Adaptive Adaptive
+	// Adapted holds the deadlines Adaptive derived, per agent and stage (see
+	// AdaptedTimeouts). Explicit AgentTimeouts win over them; they win over Timeouts.
+	Adapted map[string]map[domain.Stage]time.Duration
+}
+
+// Adaptive configures deadlines derived from an agent's own p99 duration of a stage:
+// p99 times Factor, clamped to [Floor, Ceiling], once the agent has MinSamples
+// finished stages of that kind.
+type Adaptive struct {
+	Enabled    bool
+	Factor     float64
+	Floor      time.Duration
+	Ceiling    time.Duration
+	MinSamples int64
+}
+
+// SetDefaults fills zero fields.
+func (a *Adaptive) SetDefaults() {
+	if a.Factor == 0 {
+		a.Factor = 3
+	}
+	if a.Floor == 0 {
+		a.Floor = 30 * time.Second
+	}
+	if a.Ceiling == 0 {
+		a.Ceiling = 2 * time.Hour
+	}
+	if a.MinSamples == 0 {
+		a.MinSamples = 20
+	}
+}
+
+// StageP99 is what AdaptedTimeouts needs of one agent's stage: how many samples, and
+// their p99.
+type StageP99 struct {
+	Count int64
+	P99   time.Duration
+}
+
+// AdaptedTimeouts derives per-agent stage deadlines from observed p99s.
+func (a *Adaptive) AdaptedTimeouts(observed map[string]map[domain.Stage]StageP99) map[string]map[domain.Stage]time.Duration {
+	out := map[string]map[domain.Stage]time.Duration{}
+	for agent, stages := range observed {
+		for st, q := range stages {
+			if q.Count < a.MinSamples || q.P99 <= 0 {
+				continue
+			}
+			d := time.Duration(float64(q.P99) * a.Factor)
+			d = min(max(d, a.Floor), a.Ceiling)
+			if out[agent] == nil {
+				out[agent] = map[domain.Stage]time.Duration{}
+			}
+			out[agent][st] = d
+		}
+	}
+	return out
 }
 
 // DefaultConfig is a starting point for agents whose background tasks take minutes.
@@ -74,6 +132,11 @@ func DefaultConfig() Config {
 // Timeout is the deadline of stage for agent.
 func (c *Config) Timeout(agent string, stage domain.Stage) time.Duration {
 	if m, ok := c.AgentTimeouts[agent]; ok {
+		if d, ok := m[stage]; ok {
+			return d
+		}
+	}
+	if m, ok := c.Adapted[agent]; ok {
 		if d, ok := m[stage]; ok {
 			return d
 		}

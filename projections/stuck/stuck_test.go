@@ -114,3 +114,21 @@ func TestEntryClosed(t *testing.T) {
 	e = entryOf(t, ev(0, domain.StatusSessionInitiated))
 	require.False(t, e.Closed)
 }
+
+func TestAdaptiveTimeouts(t *testing.T) {
+	a := stuck.Adaptive{Enabled: true}
+	a.SetDefaults()
+	got := a.AdaptedTimeouts(map[string]map[domain.Stage]stuck.StageP99{
+		"fast": {domain.StageBackgroundTask: {Count: 100, P99: 20 * time.Second}, domain.StageInvocation: {Count: 100, P99: time.Second}},
+		"slow": {domain.StageBackgroundTask: {Count: 100, P99: 2 * time.Hour}},
+		"new":  {domain.StageBackgroundTask: {Count: 3, P99: time.Minute}},
+	})
+	assert.Equal(t, 60*time.Second, got["fast"][domain.StageBackgroundTask], "p99 x 3")
+	assert.Equal(t, 30*time.Second, got["fast"][domain.StageInvocation], "floor")
+	assert.Equal(t, 2*time.Hour, got["slow"][domain.StageBackgroundTask], "ceiling")
+	assert.NotContains(t, got, "new", "too few samples")
+	c := cfg()
+	c.Adapted = got
+	assert.Equal(t, 60*time.Second, c.Timeout("fast", domain.StageBackgroundTask))
+	assert.Equal(t, time.Hour, c.Timeout("slow", domain.StageBackgroundTask), "explicit per-agent deadlines win")
+}
