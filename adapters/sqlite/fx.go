@@ -31,7 +31,7 @@ var Module = fx.Module("sqlite",
 		fx.Annotate(func(s *JournalStore) app.JournalScanner { return s }),
 		fx.Annotate(func(s *JournalStore) app.JournalTail { return journalTail{s} }),
 		newCurrentReadModelStore,
-		fx.Annotate(func(s *ReadModelStore) app.GenerationStore { return generationStore{s} }),
+		fx.Annotate(func(db *DB) app.GenerationStore { return NewGenerationStore(db) }),
 		fx.Annotate(func(s *ReadModelStore) app.ProjectionStore { return s }),
 		fx.Annotate(func(s *ReadModelStore) executionindex.Reader { return s }),
 		fx.Annotate(func(s *ReadModelStore) app.StatsReader { return s }),
@@ -66,10 +66,19 @@ func newCurrentReadModelStore(db *DB) *ReadModelStore {
 	return NewReadModelStore(db, 0)
 }
 
-// generationStore adds what app.GenerationStore needs to a ReadModelStore.
-type generationStore struct{ *ReadModelStore }
+// GenerationStore is the app.GenerationStore of the embedded backend: the read models'
+// generations in one database file.
+type GenerationStore struct{ *ReadModelStore }
 
-func (g generationStore) ProjectionStoreOf(gen int) app.ProjectionStore {
+var _ app.GenerationStore = GenerationStore{}
+
+// NewGenerationStore returns the generation store of db.
+func NewGenerationStore(db *DB) GenerationStore {
+	return GenerationStore{NewReadModelStore(db, 0)}
+}
+
+// ProjectionStoreOf is the projection store of generation gen.
+func (g GenerationStore) ProjectionStoreOf(gen int) app.ProjectionStore {
 	return NewReadModelStore(g.db, gen)
 }
 
