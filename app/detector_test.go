@@ -134,4 +134,3 @@ func TestRebuildSendsNoAlert(t *testing.T) {
 	require.Len(t, sink.sent, 1)
 	assert.Equal(t, "s-fresh", sink.sent[0].SessionID)
 }
-

@@ -40,7 +40,7 @@ type JournalRow struct {
 	Event domain.Event
 }
 
-const appendSQL = `INSERT INTO journal (pk, sk, status, ts, extra, item) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (pk, sk) DO NOTHING`
+const appendSQL = `INSERT INTO journal (pk, sk, status, ts, item, ev) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (pk, sk) DO NOTHING`
 
 // Append appends events in one transaction. An event whose PK+SK is already in the
 // journal (or earlier in events) is reported app.Duplicate and left as it is. Events
@@ -52,10 +52,10 @@ func (s *JournalStore) Append(ctx context.Context, events []domain.Event) ([]app
 		return nil, nil
 	}
 	type row struct {
-		pk    string
-		ts    int64
-		extra int
-		item  []byte
+		pk   string
+		ts   int64
+		item []byte
+		ev   []byte // nil: NULL
 	}
 	rows := make([]row, len(events))
 	for i := range events {
@@ -70,7 +70,7 @@ func (s *JournalStore) Append(ctx context.Context, events []domain.Event) ([]app
 		}
 		rows[i] = row{pk: it.PK, ts: ev.Timestamp.UnixMilli(), item: b}
 		if isExtra(ev) {
-			rows[i].extra = 1
+			rows[i].ev = encodeEventExtra(nil, ev)
 		}
 	}
 	results := make([]app.AppendResult, len(events))
@@ -83,7 +83,7 @@ func (s *JournalStore) Append(ctx context.Context, events []domain.Event) ([]app
 		st := tx.StmtContext(ctx, stmts[0])
 		for i := range events {
 			ev, r := &events[i], &rows[i]
-			res, err := st.ExecContext(ctx, r.pk, ev.SK, string(ev.Status), r.ts, r.extra, r.item)
+			res, err := st.ExecContext(ctx, r.pk, ev.SK, string(ev.Status), r.ts, r.item, r.ev)
 			if err != nil {
 				return fmt.Errorf("append %s/%s: %w", r.pk, ev.SK, err)
 			}
@@ -115,6 +115,12 @@ func checkEvent(ev *domain.Event) error {
 	if ev.SessionID == "" {
 		errs = append(errs, &domain.FieldError{Field: "PK", Reason: "has an empty session id"})
 	}
+	// The scan separates keys with NUL (scanColumns).
+	for _, f := range [...]struct{ field, v string }{{"PK", ev.SessionID}, {"SK", ev.SK}, {"Status", string(ev.Status)}} {
+		if strings.IndexByte(f.v, 0) >= 0 {
+			errs = append(errs, &domain.FieldError{Field: f.field, Reason: "must not contain NUL characters"})
+		}
+	}
 	if !strings.HasPrefix(ev.SK, domain.EventKeyPrefix) || len(ev.SK) == len(domain.EventKeyPrefix) {
 		errs = append(errs, &domain.FieldError{Field: "SK", Reason: "must be EVENT#{timestamp}"})
 	}
@@ -127,11 +133,22 @@ func checkEvent(ev *domain.Event) error {
 	if ev.Status.IsExecution() && ev.Exec.ExecutionArn == "" {
 		errs = append(errs, &domain.FieldError{Field: "ExecutionArn", Reason: "is missing (required on EXECUTION_* events)"})
 	}
+	if ev.Exec.RedriveCount < 0 {
+		errs = append(errs, &domain.FieldError{Field: "RedriveCount", Reason: "must not be negative"})
+	}
+	for _, d := range [...]struct {
+		field string
+		t     time.Time
+	}{{"Timestamp", ev.Timestamp}, {"StartDate", ev.Exec.StartDate}, {"StopDate", ev.Exec.StopDate}, {"RedriveDate", ev.Exec.RedriveDate}} {
+		if y := d.t.UTC().Year(); !d.t.IsZero() && (y < 1 || y > 9999) {
+			errs = append(errs, &domain.FieldError{Field: d.field, Reason: "is out of range"})
+		}
+	}
 	return errors.Join(errs...)
 }
 
-// isExtra reports whether the event holds more than its key, status and timestamp: the
-// scan rebuilds the others from columns without decoding JSON.
+// isExtra reports whether the event holds more than its key, status and timestamp (the
+// others are rebuilt from columns alone).
 func isExtra(ev *domain.Event) bool {
 	return ev.ErrorMessage != "" || ev.Exec != (domain.Execution{})
 }
@@ -174,7 +191,7 @@ func (s *JournalStore) SessionEvents(ctx context.Context, sessionID string, q ap
 		if err := rows.Scan(&item); err != nil {
 			return nil, fmt.Errorf("session %s events: %w", sessionID, err)
 		}
-		ev, err := decodeItem(item)
+		ev, err := decodeJournalJSON(item)
 		if err != nil {
 			return nil, fmt.Errorf("session %s events: %w", sessionID, err)
 		}
@@ -186,7 +203,8 @@ func (s *JournalStore) SessionEvents(ctx context.Context, sessionID string, q ap
 	return out, nil
 }
 
-func decodeItem(b []byte) (domain.Event, error) {
+// decodeJournalJSON decodes and validates a stored item.
+func decodeJournalJSON(b []byte) (domain.Event, error) {
 	var it domain.JournalItem
 	if err := json.Unmarshal(b, &it); err != nil {
 		return domain.Event{}, fmt.Errorf("decode stored item: %w", err)
@@ -212,18 +230,19 @@ func (s *JournalStore) ReadAfter(ctx context.Context, seq int64, limit int) ([]J
 	if limit <= 0 {
 		limit = scanBatch
 	}
-	rows, err := s.db.read.QueryContext(ctx, scanSQL+` WHERE seq > ? ORDER BY seq LIMIT ?`, seq, limit)
+	rows, err := s.db.read.QueryContext(ctx, `SELECT seq, `+scanColumns+` FROM journal WHERE seq > ? ORDER BY seq LIMIT ?`, seq, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read journal after %d: %w", seq, err)
 	}
 	defer rows.Close()
 	var out []JournalRow
-	var sc rowScanner
+	sc := rowScanner{withSeq: true}
 	for rows.Next() {
 		var r JournalRow
-		if r.Seq, err = sc.scan(rows, &r.Event); err != nil {
+		if err := sc.scan(rows, &r.Event); err != nil {
 			return nil, fmt.Errorf("read journal after %d: %w", seq, err)
 		}
+		r.Seq = sc.seq
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
@@ -235,7 +254,10 @@ func (s *JournalStore) ReadAfter(ctx context.Context, seq int64, limit int) ([]J
 // scanBatch is how many events Scan hands to its callback at once.
 const scanBatch = 4096
 
-const scanSQL = `SELECT seq, pk, sk, status, ts, CASE WHEN extra THEN item END FROM journal`
+// scanColumns are what an event is rebuilt from, without JSON. The three strings come
+// as one, NUL-separated (Append rejects NULs in them): one column and one allocation
+// instead of three, which matters over a million rows.
+const scanColumns = `pk || char(0) || sk || char(0) || status, ts, ev`
 
 // Scan calls fn with batches of every journal event, in position order, from one
 // consistent snapshot. Reading runs ahead of fn by one batch (fn runs on the calling
@@ -257,7 +279,11 @@ func (s *JournalStore) ScanSnapshot(ctx context.Context, fn func(batch []domain.
 	go func() {
 		defer close(batches)
 		readErr <- s.db.readTx(ctx, func(tx *sql.Tx) error {
-			rows, err := tx.QueryContext(ctx, scanSQL+` ORDER BY seq`)
+			// One snapshot: its last position, then its rows.
+			if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM journal`).Scan(&last); err != nil {
+				return err
+			}
+			rows, err := tx.QueryContext(ctx, `SELECT `+scanColumns+` FROM journal ORDER BY seq`)
 			if err != nil {
 				return err
 			}
@@ -266,11 +292,9 @@ func (s *JournalStore) ScanSnapshot(ctx context.Context, fn func(batch []domain.
 			batch := make([]domain.Event, 0, scanBatch)
 			for rows.Next() {
 				batch = batch[:len(batch)+1]
-				seq, err := sc.scan(rows, &batch[len(batch)-1])
-				if err != nil {
+				if err := sc.scan(rows, &batch[len(batch)-1]); err != nil {
 					return err
 				}
-				last = seq
 				if len(batch) == scanBatch {
 					select {
 					case batches <- batch:
@@ -310,41 +334,47 @@ func (s *JournalStore) ScanSnapshot(ctx context.Context, fn func(batch []domain.
 	return strconv.FormatInt(last, 10), nil
 }
 
-// rowScanner decodes scanSQL rows, reusing what it can between rows.
+// rowScanner decodes rows of scanColumns (preceded by seq when withSeq), reusing what
+// it can between rows.
 type rowScanner struct {
+	withSeq bool
 	seq     int64
-	pk, sk  string
-	status  string
+	keys    string // pk NUL sk NUL status
 	ts      int64
-	item    sql.RawBytes
+	ev      sql.RawBytes
+	dest    []any
 	statusV map[string]domain.Status
 }
 
-func (sc *rowScanner) scan(rows *sql.Rows, ev *domain.Event) (int64, error) {
-	if err := rows.Scan(&sc.seq, &sc.pk, &sc.sk, &sc.status, &sc.ts, &sc.item); err != nil {
-		return 0, err
-	}
-	if len(sc.item) > 0 {
-		e, err := decodeItem(sc.item)
-		if err != nil {
-			return 0, fmt.Errorf("journal seq %d: %w", sc.seq, err)
+func (sc *rowScanner) scan(rows *sql.Rows, ev *domain.Event) error {
+	if sc.dest == nil {
+		sc.dest = []any{&sc.keys, &sc.ts, &sc.ev}
+		if sc.withSeq {
+			sc.dest = append([]any{&sc.seq}, sc.dest...)
 		}
-		*ev = e
-		return sc.seq, nil
+		sc.statusV = map[string]domain.Status{}
 	}
-	id, ok := strings.CutPrefix(sc.pk, domain.SessionKeyPrefix)
-	if !ok {
-		return 0, fmt.Errorf("journal seq %d: PK %q lacks %q", sc.seq, sc.pk, domain.SessionKeyPrefix)
+	if err := rows.Scan(sc.dest...); err != nil {
+		return err
 	}
-	// Statuses repeat: share one string per distinct value.
-	st, ok := sc.statusV[sc.status]
+	pk, rest, ok1 := strings.Cut(sc.keys, "\x00")
+	sk, status, ok2 := strings.Cut(rest, "\x00")
+	id, ok3 := strings.CutPrefix(pk, domain.SessionKeyPrefix)
+	if !ok1 || !ok2 || !ok3 {
+		return fmt.Errorf("journal item %q: malformed keys", sc.keys)
+	}
+	// Statuses repeat: keep one string per distinct value, so that the batch does not
+	// pin each row's key string through its status.
+	st, ok := sc.statusV[status]
 	if !ok {
-		if sc.statusV == nil {
-			sc.statusV = map[string]domain.Status{}
+		st = domain.Status(strings.Clone(status))
+		sc.statusV[status] = st
+	}
+	*ev = domain.Event{SessionID: id, SK: sk, Status: st, Timestamp: time.UnixMilli(sc.ts).UTC()}
+	if len(sc.ev) > 0 {
+		if err := decodeEventExtra(sc.ev, ev); err != nil {
+			return fmt.Errorf("journal item %s/%s: %w", pk, sk, err)
 		}
-		st = domain.Status(sc.status)
-		sc.statusV[sc.status] = st
 	}
-	*ev = domain.Event{SessionID: id, SK: sc.sk, Status: st, Timestamp: time.UnixMilli(sc.ts).UTC()}
-	return sc.seq, nil
+	return nil
 }

@@ -7,7 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -82,7 +82,7 @@ func sqlOf(gen int) *genSQL {
 			ON CONFLICT (execution_arn) DO UPDATE SET agent_name = excluded.agent_name, status = excluded.status,
 				start_date = excluded.start_date, session_id = excluded.session_id, rank = excluded.rank, item = excluded.item
 			WHERE excluded.rank >= ` + t.executions + `.rank`,
-		getExec: `SELECT item, rank FROM ` + t.executions + ` WHERE execution_arn = ?`,
+		getExec: `SELECT ` + execColumns + ` FROM ` + t.executions + ` WHERE execution_arn = ?`,
 		addStat: `INSERT INTO ` + t.stats + ` (agent, bucket, counter, value) VALUES (?, ?, ?, ?)
 			ON CONFLICT (agent, bucket, counter) DO UPDATE SET value = value + excluded.value RETURNING value`,
 		deleteZeroStat: `DELETE FROM ` + t.stats + ` WHERE agent = ? AND bucket = ? AND counter = ? AND value = 0`,
@@ -155,8 +155,8 @@ func (s *ReadModelStore) LoadSessions(ctx context.Context, ids []string) (map[st
 		if err := rows.Scan(&id, &vs.Version, &raw); err != nil {
 			return nil, fmt.Errorf("load %d sessions: %w", len(ids), err)
 		}
-		if err := json.Unmarshal(raw, &vs.Session); err != nil {
-			return nil, fmt.Errorf("load session %s: decode: %w", id, err)
+		if err := decodeSession(raw, &vs.Session); err != nil {
+			return nil, fmt.Errorf("load session %s: %w", id, err)
 		}
 		out[id] = vs
 	}
@@ -166,40 +166,32 @@ func (s *ReadModelStore) LoadSessions(ctx context.Context, ids []string) (map[st
 	return out, nil
 }
 
-// encodedBatch is a batch with its JSON encoded before the write lock is taken.
+// encodedBatch is a batch with its rows encoded before the write lock is taken.
 type encodedBatch struct {
 	sessions [][]byte
 	items    [][]byte
 	stuck    [][]byte
 }
 
-func encodeBatch(b *app.Batch, indexedAt string) (encodedBatch, error) {
+func encodeBatch(b *app.Batch, indexedAt string) encodedBatch {
 	var e encodedBatch
-	var err error
 	e.sessions = make([][]byte, len(b.Sessions))
 	for i := range b.Sessions {
-		if e.sessions[i], err = json.Marshal(&b.Sessions[i].Session); err != nil {
-			return e, fmt.Errorf("encode session %s: %w", b.Sessions[i].Session.ID, err)
-		}
+		e.sessions[i] = encodeSession(nil, &b.Sessions[i].Session)
 	}
 	e.items = make([][]byte, len(b.Index))
 	for i := range b.Index {
 		it := b.Index[i]
 		it.IndexedAt = indexedAt
-		if e.items[i], err = json.Marshal(&it); err != nil {
-			return e, fmt.Errorf("encode execution %s: %w", it.ExecutionArn, err)
-		}
+		e.items[i] = encodeItem(nil, &it)
 	}
 	e.stuck = make([][]byte, len(b.Stuck))
 	for i := range b.Stuck {
-		if b.Stuck[i].Delete {
-			continue
-		}
-		if e.stuck[i], err = json.Marshal(&b.Stuck[i].Entry); err != nil {
-			return e, fmt.Errorf("encode stuck entry %s: %w", b.Stuck[i].Entry.SessionID, err)
+		if !b.Stuck[i].Delete {
+			e.stuck[i] = encodeEntry(nil, &b.Stuck[i].Entry)
 		}
 	}
-	return e, nil
+	return e
 }
 
 // conflictError reports the session whose version moved.
@@ -246,11 +238,7 @@ func (s *ReadModelStore) commitStmts(ctx context.Context) (*commitStmts, error) 
 // commit starts: a commit that races with SwitchGeneration lands in the generation
 // that was current before the switch.
 func (s *ReadModelStore) Commit(ctx context.Context, b app.Batch) error {
-	now := s.now()
-	enc, err := encodeBatch(&b, domain.FormatTime(now))
-	if err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
+	enc := encodeBatch(&b, domain.FormatTime(s.now()))
 	cs, err := s.commitStmts(ctx)
 	if err != nil {
 		return fmt.Errorf("commit: %w", err)
@@ -378,29 +366,36 @@ func (s *ReadModelStore) Get(ctx context.Context, executionArn string) (executio
 	if err != nil {
 		return executionindex.Item{}, fmt.Errorf("get execution %s: %w", executionArn, err)
 	}
-	var raw []byte
-	var rank int64
-	err = st.QueryRowContext(ctx, executionArn).Scan(&raw, &rank)
-	if errors.Is(err, sql.ErrNoRows) {
-		return executionindex.Item{}, fmt.Errorf("get execution %s: %w", executionArn, domain.ErrNotFound)
-	}
+	rows, err := st.QueryContext(ctx, executionArn)
 	if err != nil {
 		return executionindex.Item{}, fmt.Errorf("get execution %s: %w", executionArn, err)
 	}
-	it, err := decodeExecItem(raw, rank)
-	if err != nil {
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return executionindex.Item{}, fmt.Errorf("get execution %s: %w", executionArn, err)
+		}
+		return executionindex.Item{}, fmt.Errorf("get execution %s: %w", executionArn, domain.ErrNotFound)
+	}
+	var it executionindex.Item
+	if err := scanExecItem(rows, &it); err != nil {
 		return executionindex.Item{}, fmt.Errorf("get execution %s: %w", executionArn, err)
 	}
 	return it, nil
 }
 
-func decodeExecItem(raw []byte, rank int64) (executionindex.Item, error) {
-	var it executionindex.Item
-	if err := json.Unmarshal(raw, &it); err != nil {
-		return it, fmt.Errorf("decode stored item: %w", err)
+// execColumns are what scanExecItem reads.
+const execColumns = `execution_arn, agent_name, status, start_date, session_id, rank, item`
+
+func scanExecItem(rows *sql.Rows, it *executionindex.Item) error {
+	var raw sql.RawBytes
+	if err := rows.Scan(&it.ExecutionArn, &it.AgentName, &it.Status, &it.StartDate, &it.SessionID, &it.Rank, &raw); err != nil {
+		return err
 	}
-	it.Rank = rank
-	return it, nil
+	if err := decodeItem(raw, it); err != nil {
+		return fmt.Errorf("execution %s: %w", it.ExecutionArn, err)
+	}
+	return nil
 }
 
 // pageCursor is the position after which a page continues: the last item's startDate
@@ -469,7 +464,7 @@ func (s *ReadModelStore) Query(ctx context.Context, q executionindex.Query) (exe
 		args = append(args, c.StartDate, c.StartDate, c.Arn)
 	}
 	var b strings.Builder
-	b.WriteString(`SELECT item, rank FROM ` + g.t.executions)
+	b.WriteString(`SELECT ` + execColumns + ` FROM ` + g.t.executions)
 	if len(where) > 0 {
 		b.WriteString(` WHERE ` + strings.Join(where, ` AND `))
 	}
@@ -488,13 +483,8 @@ func (s *ReadModelStore) Query(ctx context.Context, q executionindex.Query) (exe
 			more = true
 			break
 		}
-		var raw sql.RawBytes
-		var rank int64
-		if err := rows.Scan(&raw, &rank); err != nil {
-			return executionindex.Page{}, fmt.Errorf("query executions: %w", err)
-		}
-		it, err := decodeExecItem(raw, rank)
-		if err != nil {
+		var it executionindex.Item
+		if err := scanExecItem(rows, &it); err != nil {
 			return executionindex.Page{}, fmt.Errorf("query executions: %w", err)
 		}
 		page.Items = append(page.Items, it)
@@ -595,7 +585,7 @@ func (s *ReadModelStore) DueEntries(ctx context.Context, nowMs int64, limit int)
 	if limit <= 0 {
 		limit = -1
 	}
-	rows, err := s.db.read.QueryContext(ctx, `SELECT entry, next_check_ms FROM `+g.t.stuckT+`
+	rows, err := s.db.read.QueryContext(ctx, `SELECT session_id, entry, next_check_ms FROM `+g.t.stuckT+`
 		WHERE next_check_ms <= ? ORDER BY next_check_ms, session_id LIMIT ?`, nowMs, limit)
 	if err != nil {
 		return nil, fmt.Errorf("due stuck entries: %w", err)
@@ -605,11 +595,11 @@ func (s *ReadModelStore) DueEntries(ctx context.Context, nowMs int64, limit int)
 	for rows.Next() {
 		var raw sql.RawBytes
 		var d app.DueEntry
-		if err := rows.Scan(&raw, &d.NextCheckMs); err != nil {
+		if err := rows.Scan(&d.Entry.SessionID, &raw, &d.NextCheckMs); err != nil {
 			return nil, fmt.Errorf("due stuck entries: %w", err)
 		}
-		if err := json.Unmarshal(raw, &d.Entry); err != nil {
-			return nil, fmt.Errorf("due stuck entries: decode: %w", err)
+		if err := decodeEntry(raw, &d.Entry); err != nil {
+			return nil, fmt.Errorf("due stuck entry %s: %w", d.Entry.SessionID, err)
 		}
 		out = append(out, d)
 	}
@@ -674,7 +664,7 @@ func (s *ReadModelStore) OpenEntries(ctx context.Context) ([]stuck.Entry, error)
 	if err != nil {
 		return nil, fmt.Errorf("stuck entries: %w", err)
 	}
-	rows, err := s.db.read.QueryContext(ctx, `SELECT entry FROM `+g.t.stuckT+` ORDER BY session_id`)
+	rows, err := s.db.read.QueryContext(ctx, `SELECT session_id, entry FROM `+g.t.stuckT+` ORDER BY session_id`)
 	if err != nil {
 		return nil, fmt.Errorf("stuck entries: %w", err)
 	}
@@ -682,12 +672,12 @@ func (s *ReadModelStore) OpenEntries(ctx context.Context) ([]stuck.Entry, error)
 	var out []stuck.Entry
 	for rows.Next() {
 		var raw sql.RawBytes
-		if err := rows.Scan(&raw); err != nil {
+		var e stuck.Entry
+		if err := rows.Scan(&e.SessionID, &raw); err != nil {
 			return nil, fmt.Errorf("stuck entries: %w", err)
 		}
-		var e stuck.Entry
-		if err := json.Unmarshal(raw, &e); err != nil {
-			return nil, fmt.Errorf("stuck entries: decode: %w", err)
+		if err := decodeEntry(raw, &e); err != nil {
+			return nil, fmt.Errorf("stuck entry %s: %w", e.SessionID, err)
 		}
 		out = append(out, e)
 	}
@@ -795,8 +785,12 @@ func (s *ReadModelStore) DropGeneration(ctx context.Context, gen int) error {
 // transaction, for a rebuild: sessions are stored (at version 1, or one above the
 // stored version), index items upserted under the rank guard with indexedAt stamped
 // (unless set), stats counters set to the buckets' values, stuck writes applied. Rows
-// it is not given are left as they are: it is meant for a fresh generation. The
-// secondary indexes are dropped for the load and rebuilt after it.
+// it is not given are left as they are. Sessions, items and stuck entries must not
+// repeat a key.
+//
+// Loading a fresh (empty) generation is the fast path: the indexes are dropped, rows
+// appended in key order by multi-row inserts while another goroutine encodes ahead,
+// and the indexes built once at the end.
 func (s *ReadModelStore) BulkLoad(ctx context.Context, gen int, sessions []domain.Session, items []executionindex.Item,
 	buckets []agentstats.Bucket, stuckWrites []app.StuckWrite) error {
 	if gen < 1 {
@@ -805,31 +799,136 @@ func (s *ReadModelStore) BulkLoad(ctx context.Context, gen int, sessions []domai
 	start := time.Now()
 	indexedAt := domain.FormatTime(s.now())
 	t := tablesOf(gen)
-	q := sqlOf(gen)
-	err := s.db.writeTx(ctx, func(tx *sql.Tx) error {
+
+	sessionOrder, err := keyOrder(len(sessions), func(i int) string { return sessions[i].ID })
+	if err != nil {
+		return fmt.Errorf("bulk load generation %d: session %w", gen, err)
+	}
+	itemOrder, err := keyOrder(len(items), func(i int) string { return items[i].ExecutionArn })
+	if err != nil {
+		return fmt.Errorf("bulk load generation %d: execution %w", gen, err)
+	}
+	stuckOrder, err := keyOrder(len(stuckWrites), func(i int) string { return stuckWrites[i].Entry.SessionID })
+	if err != nil {
+		return fmt.Errorf("bulk load generation %d: stuck entry %w", gen, err)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	encSessions := encodeAhead(ctx, sessionOrder, func(b []byte, i int) []byte { return encodeSession(b, &sessions[i]) })
+	encItems := encodeAhead(ctx, itemOrder, func(b []byte, i int) []byte {
+		it := items[i]
+		if it.IndexedAt == "" {
+			it.IndexedAt = indexedAt
+		}
+		return encodeItem(b, &it)
+	})
+	encStuck := encodeAhead(ctx, stuckOrder, func(b []byte, i int) []byte {
+		if stuckWrites[i].Delete {
+			return b
+		}
+		return encodeEntry(b, &stuckWrites[i].Entry)
+	})
+
+	err = s.db.writeTx(ctx, func(tx *sql.Tx) error {
 		if err := createGeneration(ctx, tx, gen); err != nil {
 			return err
 		}
-		for _, ix := range t.indexNames() {
-			if _, err := tx.ExecContext(ctx, `DROP INDEX IF EXISTS `+ix); err != nil {
-				return fmt.Errorf("drop index %s: %w", ix, err)
+		var rows int
+		if err := tx.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM (SELECT 1 FROM `+t.sessions+` LIMIT 1)) +
+			(SELECT count(*) FROM (SELECT 1 FROM `+t.executions+` LIMIT 1)) + (SELECT count(*) FROM (SELECT 1 FROM `+t.stuckT+` LIMIT 1))`).Scan(&rows); err != nil {
+			return fmt.Errorf("check generation: %w", err)
+		}
+		fresh := rows == 0
+		if fresh {
+			for _, ix := range t.indexNames() {
+				if _, err := tx.ExecContext(ctx, `DROP INDEX IF EXISTS `+ix); err != nil {
+					return fmt.Errorf("drop index %s: %w", ix, err)
+				}
 			}
 		}
-		if err := bulkSessions(ctx, tx, t, sessions); err != nil {
-			return err
+		upsert := func(tail string) string {
+			if fresh {
+				return "" // no key index to conflict on: plain appends
+			}
+			return tail
 		}
-		if err := bulkItems(ctx, tx, q, items, indexedAt); err != nil {
-			return err
+
+		ins := newMultiInsert(tx, `INSERT INTO `+t.sessions+` (id, version, session) VALUES `, 3,
+			upsert(` ON CONFLICT (id) DO UPDATE SET version = version + 1, session = excluded.session`))
+		for c := range encSessions {
+			for k, i := range c.idx {
+				if err := ins.add(ctx, sessions[i].ID, 1, c.data[k]); err != nil {
+					return fmt.Errorf("load sessions: %w", err)
+				}
+			}
 		}
-		if err := bulkStats(ctx, tx, t, buckets); err != nil {
-			return err
+		if err := ins.flush(ctx); err != nil {
+			return fmt.Errorf("load sessions: %w", err)
 		}
-		if err := bulkStuck(ctx, tx, q, stuckWrites); err != nil {
-			return err
+
+		ins = newMultiInsert(tx, `INSERT INTO `+t.executions+` (execution_arn, agent_name, status, start_date, session_id, rank, item) VALUES `, 7,
+			upsert(` ON CONFLICT (execution_arn) DO UPDATE SET agent_name = excluded.agent_name, status = excluded.status,
+				start_date = excluded.start_date, session_id = excluded.session_id, rank = excluded.rank, item = excluded.item
+				WHERE excluded.rank >= `+t.executions+`.rank`))
+		for c := range encItems {
+			for k, i := range c.idx {
+				it := &items[i]
+				if err := ins.add(ctx, it.ExecutionArn, it.AgentName, it.Status, it.StartDate, it.SessionID, it.Rank, c.data[k]); err != nil {
+					return fmt.Errorf("load executions: %w", err)
+				}
+			}
 		}
-		for _, ddl := range t.indexDDL() {
-			if _, err := tx.ExecContext(ctx, ddl); err != nil {
-				return fmt.Errorf("create index: %q: %w", ddl, err)
+		if err := ins.flush(ctx); err != nil {
+			return fmt.Errorf("load executions: %w", err)
+		}
+
+		ins = newMultiInsert(tx, `INSERT INTO `+t.stats+` (agent, bucket, counter, value) VALUES `, 4,
+			` ON CONFLICT (agent, bucket, counter) DO UPDATE SET value = excluded.value`)
+		for _, b := range buckets {
+			for c, v := range b.Counters {
+				if v == 0 {
+					if _, err := tx.ExecContext(ctx, `DELETE FROM `+t.stats+` WHERE agent = ? AND bucket = ? AND counter = ?`, b.Agent, b.Bucket, c); err != nil {
+						return fmt.Errorf("load stats: %w", err)
+					}
+					continue
+				}
+				if err := ins.add(ctx, b.Agent, b.Bucket, c, v); err != nil {
+					return fmt.Errorf("load stats: %w", err)
+				}
+			}
+		}
+		if err := ins.flush(ctx); err != nil {
+			return fmt.Errorf("load stats: %w", err)
+		}
+
+		ins = newMultiInsert(tx, `INSERT INTO `+t.stuckT+` (session_id, next_check_ms, entry) VALUES `, 3,
+			upsert(` ON CONFLICT (session_id) DO UPDATE SET next_check_ms = excluded.next_check_ms, entry = excluded.entry`))
+		for c := range encStuck {
+			for k, i := range c.idx {
+				w := &stuckWrites[i]
+				if w.Delete {
+					if !fresh {
+						if _, err := tx.ExecContext(ctx, `DELETE FROM `+t.stuckT+` WHERE session_id = ?`, w.Entry.SessionID); err != nil {
+							return fmt.Errorf("load stuck entries: %w", err)
+						}
+					}
+					continue
+				}
+				if err := ins.add(ctx, w.Entry.SessionID, w.NextCheckMs, c.data[k]); err != nil {
+					return fmt.Errorf("load stuck entries: %w", err)
+				}
+			}
+		}
+		if err := ins.flush(ctx); err != nil {
+			return fmt.Errorf("load stuck entries: %w", err)
+		}
+
+		if fresh {
+			for _, ddl := range slices.Concat(t.keyDDL(), t.indexDDL()) {
+				if _, err := tx.ExecContext(ctx, ddl); err != nil {
+					return fmt.Errorf("create index: %q: %w", ddl, err)
+				}
 			}
 		}
 		return nil
@@ -842,130 +941,108 @@ func (s *ReadModelStore) BulkLoad(ctx context.Context, gen int, sessions []domai
 	return nil
 }
 
-// sortedOrder returns the indexes of n elements sorted by key: inserting in key order
-// appends to the B-trees instead of splitting pages all over them.
-func sortedOrder(n int, key func(i int) string) []int32 {
+// keyOrder returns the indexes of n elements sorted by key: inserting in key order
+// appends to the b-trees instead of splitting pages all over them. A repeated key is an
+// error.
+func keyOrder(n int, key func(i int) string) ([]int32, error) {
 	idx := make([]int32, n)
 	for i := range idx {
 		idx[i] = int32(i)
 	}
-	sort.Slice(idx, func(a, b int) bool { return key(int(idx[a])) < key(int(idx[b])) })
-	return idx
+	slices.SortFunc(idx, func(a, b int32) int { return strings.Compare(key(int(a)), key(int(b))) })
+	for i := 1; i < n; i++ {
+		if k := key(int(idx[i])); k == key(int(idx[i-1])) {
+			return nil, fmt.Errorf("%q appears twice", k)
+		}
+	}
+	return idx, nil
 }
 
-func bulkSessions(ctx context.Context, tx *sql.Tx, t genTables, sessions []domain.Session) error {
-	if len(sessions) == 0 {
-		return nil
-	}
-	st, err := tx.PrepareContext(ctx, `INSERT INTO `+t.sessions+` (id, version, session) VALUES (?, 1, ?)
-		ON CONFLICT (id) DO UPDATE SET version = version + 1, session = excluded.session`)
-	if err != nil {
-		return fmt.Errorf("prepare session load: %w", err)
-	}
-	defer st.Close()
-	for _, i := range sortedOrder(len(sessions), func(i int) string { return sessions[i].ID }) {
-		ss := &sessions[i]
-		b, err := json.Marshal(ss)
-		if err != nil {
-			return fmt.Errorf("encode session %s: %w", ss.ID, err)
-		}
-		if _, err := st.ExecContext(ctx, ss.ID, b); err != nil {
-			return fmt.Errorf("load session %s: %w", ss.ID, err)
-		}
-	}
-	return nil
+// encChunk is a run of encoded values: data[k] encodes element idx[k]; they share one
+// buffer.
+type encChunk struct {
+	idx  []int32
+	data [][]byte
 }
 
-func bulkItems(ctx context.Context, tx *sql.Tx, q *genSQL, items []executionindex.Item, indexedAt string) error {
-	if len(items) == 0 {
-		return nil
-	}
-	st, err := tx.PrepareContext(ctx, q.upsertExec)
-	if err != nil {
-		return fmt.Errorf("prepare index load: %w", err)
-	}
-	defer st.Close()
-	for _, i := range sortedOrder(len(items), func(i int) string { return items[i].ExecutionArn }) {
-		it := items[i]
-		if it.IndexedAt == "" {
-			it.IndexedAt = indexedAt
-		}
-		b, err := json.Marshal(&it)
-		if err != nil {
-			return fmt.Errorf("encode execution %s: %w", it.ExecutionArn, err)
-		}
-		if _, err := st.ExecContext(ctx, it.ExecutionArn, it.AgentName, it.Status, it.StartDate, it.SessionID, it.Rank, b); err != nil {
-			return fmt.Errorf("load execution %s: %w", it.ExecutionArn, err)
-		}
-	}
-	return nil
-}
+const encChunkSize = 512
 
-func bulkStats(ctx context.Context, tx *sql.Tx, t genTables, buckets []agentstats.Bucket) error {
-	if len(buckets) == 0 {
-		return nil
-	}
-	set, err := tx.PrepareContext(ctx, `INSERT INTO `+t.stats+` (agent, bucket, counter, value) VALUES (?, ?, ?, ?)
-		ON CONFLICT (agent, bucket, counter) DO UPDATE SET value = excluded.value`)
-	if err != nil {
-		return fmt.Errorf("prepare stats load: %w", err)
-	}
-	defer set.Close()
-	del, err := tx.PrepareContext(ctx, `DELETE FROM `+t.stats+` WHERE agent = ? AND bucket = ? AND counter = ?`)
-	if err != nil {
-		return fmt.Errorf("prepare stats load: %w", err)
-	}
-	defer del.Close()
-	for _, b := range buckets {
-		counters := make([]string, 0, len(b.Counters))
-		for c := range b.Counters {
-			counters = append(counters, c)
-		}
-		sort.Strings(counters)
-		for _, c := range counters {
-			v := b.Counters[c]
-			if v == 0 {
-				_, err = del.ExecContext(ctx, b.Agent, b.Bucket, c)
-			} else {
-				_, err = set.ExecContext(ctx, b.Agent, b.Bucket, c, v)
+// encodeAhead encodes the elements in order on a goroutine of its own, a few chunks
+// ahead of the consumer, until ctx is done. enc appends element i to b.
+func encodeAhead(ctx context.Context, order []int32, enc func(b []byte, i int) []byte) <-chan encChunk {
+	out := make(chan encChunk, 4)
+	go func() {
+		defer close(out)
+		var buf []byte
+		for lo := 0; lo < len(order); lo += encChunkSize {
+			c := encChunk{idx: order[lo:min(lo+encChunkSize, len(order))]}
+			c.data = make([][]byte, len(c.idx))
+			buf = make([]byte, 0, max(len(buf), 64*len(c.idx)))
+			for k, i := range c.idx {
+				start := len(buf)
+				buf = enc(buf, int(i))
+				c.data[k] = buf[start:len(buf):len(buf)]
 			}
-			if err != nil {
-				return fmt.Errorf("load stats %s/%s/%s: %w", b.Agent, b.Bucket, c, err)
+			select {
+			case out <- c:
+			case <-ctx.Done():
+				return
 			}
 		}
-	}
-	return nil
+	}()
+	return out
 }
 
-func bulkStuck(ctx context.Context, tx *sql.Tx, q *genSQL, ws []app.StuckWrite) error {
-	if len(ws) == 0 {
+// multiInsert inserts rows through INSERT statements of up to multiRows rows each:
+// per-statement overhead (database/sql, the driver's bind and reset) paid once per
+// batch instead of once per row.
+type multiInsert struct {
+	tx         *sql.Tx
+	head, tail string
+	cols       int
+	full       *sql.Stmt
+	args       []any
+}
+
+const multiRows = 64
+
+func newMultiInsert(tx *sql.Tx, head string, cols int, tail string) *multiInsert {
+	return &multiInsert{tx: tx, head: head, tail: tail, cols: cols, args: make([]any, 0, cols*multiRows)}
+}
+
+func (m *multiInsert) sql(rows int) string {
+	row := "(?" + strings.Repeat(", ?", m.cols-1) + ")"
+	return m.head + row + strings.Repeat(", "+row, rows-1) + m.tail
+}
+
+func (m *multiInsert) add(ctx context.Context, vals ...any) error {
+	m.args = append(m.args, vals...)
+	if len(m.args) < m.cols*multiRows {
 		return nil
 	}
-	up, err := tx.PrepareContext(ctx, q.upsertStuck)
-	if err != nil {
-		return fmt.Errorf("prepare stuck load: %w", err)
-	}
-	defer up.Close()
-	del, err := tx.PrepareContext(ctx, q.deleteStuck)
-	if err != nil {
-		return fmt.Errorf("prepare stuck load: %w", err)
-	}
-	defer del.Close()
-	for _, i := range sortedOrder(len(ws), func(i int) string { return ws[i].Entry.SessionID }) {
-		w := &ws[i]
-		if w.Delete {
-			if _, err := del.ExecContext(ctx, w.Entry.SessionID); err != nil {
-				return fmt.Errorf("load stuck entry %s: %w", w.Entry.SessionID, err)
-			}
-			continue
-		}
-		b, err := json.Marshal(&w.Entry)
+	if m.full == nil {
+		st, err := m.tx.PrepareContext(ctx, m.sql(multiRows))
 		if err != nil {
-			return fmt.Errorf("encode stuck entry %s: %w", w.Entry.SessionID, err)
+			return err
 		}
-		if _, err := up.ExecContext(ctx, w.Entry.SessionID, w.NextCheckMs, b); err != nil {
-			return fmt.Errorf("load stuck entry %s: %w", w.Entry.SessionID, err)
-		}
+		m.full = st
 	}
-	return nil
+	_, err := m.full.ExecContext(ctx, m.args...)
+	m.args = m.args[:0]
+	return err
+}
+
+// flush inserts the rows left and releases the statement.
+func (m *multiInsert) flush(ctx context.Context) error {
+	defer func() {
+		if m.full != nil {
+			_ = m.full.Close()
+		}
+	}()
+	if len(m.args) == 0 {
+		return nil
+	}
+	_, err := m.tx.ExecContext(ctx, m.sql(len(m.args)/m.cols), m.args...)
+	m.args = m.args[:0]
+	return err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -29,8 +30,9 @@ CREATE TABLE journal (
 	sk     TEXT NOT NULL,
 	status TEXT NOT NULL,
 	ts     INTEGER NOT NULL, -- event time, unix ms
-	extra  INTEGER NOT NULL, -- 1 when item holds more than PK, SK, Status and Timestamp
 	item   TEXT NOT NULL,    -- the domain.JournalItem, JSON
+	ev     BLOB,             -- the rest of the item in binary (eventcodec.go), NULL when
+	                         -- it holds nothing but PK, SK, Status and Timestamp
 	UNIQUE (pk, sk)
 );
 CREATE TABLE checkpoints (
@@ -123,6 +125,7 @@ func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
 	return v, nil
 }
 
+// execScript runs the statements of script, which must not hold ";" but between them.
 func execScript(ctx context.Context, tx *sql.Tx, script string) error {
 	for _, stmt := range strings.Split(script, ";") {
 		if strings.TrimSpace(stmt) == "" {
@@ -159,24 +162,25 @@ func tablesOf(gen int) genTables {
 	}
 }
 
-// tableDDL creates the tables of a generation; indexDDL its secondary indexes, which a
-// bulk load drops and rebuilds (building an index once is faster than maintaining it).
+// tableDDL creates the tables of a generation. Tables with large rows keep a rowid and
+// a separate unique index on their key: a bulk load then appends to both b-trees in key
+// order, and can drop the indexes and build them once afterwards (keyDDL, indexDDL).
 func (t genTables) tableDDL() []string {
 	return []string{
 		`CREATE TABLE IF NOT EXISTS ` + t.sessions + ` (
-			id      TEXT PRIMARY KEY,
+			id      TEXT NOT NULL,
 			version INTEGER NOT NULL,
-			session TEXT NOT NULL -- domain.Session, JSON
-		) WITHOUT ROWID`,
+			session BLOB NOT NULL -- domain.Session, binary (codec.go)
+		)`,
 		`CREATE TABLE IF NOT EXISTS ` + t.executions + ` (
-			execution_arn TEXT PRIMARY KEY,
+			execution_arn TEXT NOT NULL,
 			agent_name    TEXT NOT NULL,
 			status        TEXT NOT NULL,
 			start_date    TEXT NOT NULL,
 			session_id    TEXT NOT NULL,
 			rank          INTEGER NOT NULL,
-			item          TEXT NOT NULL -- executionindex.Item, JSON, indexedAt included
-		) WITHOUT ROWID`,
+			item          BLOB NOT NULL -- the rest of the executionindex.Item, binary (codec.go)
+		)`,
 		`CREATE TABLE IF NOT EXISTS ` + t.stats + ` (
 			agent   TEXT NOT NULL,
 			bucket  TEXT NOT NULL,
@@ -185,13 +189,23 @@ func (t genTables) tableDDL() []string {
 			PRIMARY KEY (agent, bucket, counter)
 		) WITHOUT ROWID`,
 		`CREATE TABLE IF NOT EXISTS ` + t.stuckT + ` (
-			session_id    TEXT PRIMARY KEY,
+			session_id    TEXT NOT NULL,
 			next_check_ms INTEGER NOT NULL,
-			entry         TEXT NOT NULL -- stuck.Entry, JSON
-		) WITHOUT ROWID`,
+			entry         BLOB NOT NULL -- the rest of the stuck.Entry, binary (codec.go)
+		)`,
 	}
 }
 
+// keyDDL creates the unique indexes that key the tables (and that upserts name).
+func (t genTables) keyDDL() []string {
+	return []string{
+		`CREATE UNIQUE INDEX IF NOT EXISTS ` + t.sessions + `_id ON ` + t.sessions + ` (id)`,
+		`CREATE UNIQUE INDEX IF NOT EXISTS ` + t.executions + `_arn ON ` + t.executions + ` (execution_arn)`,
+		`CREATE UNIQUE INDEX IF NOT EXISTS ` + t.stuckT + `_id ON ` + t.stuckT + ` (session_id)`,
+	}
+}
+
+// indexDDL creates the secondary indexes.
 func (t genTables) indexDDL() []string {
 	return []string{
 		// AgentDateIndex and StatusDateIndex of seed 000, plus one by date alone for
@@ -204,8 +218,10 @@ func (t genTables) indexDDL() []string {
 	}
 }
 
+// indexNames names the indexes of keyDDL and indexDDL.
 func (t genTables) indexNames() []string {
 	return []string{
+		t.sessions + "_id", t.executions + "_arn", t.stuckT + "_id",
 		t.executions + "_agent_date", t.executions + "_status_date", t.executions + "_date",
 		t.stats + "_bucket", t.stuckT + "_next",
 	}
@@ -219,7 +235,7 @@ func createGeneration(ctx context.Context, tx *sql.Tx, gen int) error {
 		return fmt.Errorf("generation %d: generations start at 1", gen)
 	}
 	t := tablesOf(gen)
-	for _, ddl := range append(t.tableDDL(), t.indexDDL()...) {
+	for _, ddl := range slices.Concat(t.tableDDL(), t.keyDDL(), t.indexDDL()) {
 		if _, err := tx.ExecContext(ctx, ddl); err != nil {
 			return fmt.Errorf("create generation %d: %q: %w", gen, firstLine(ddl), err)
 		}

@@ -63,6 +63,7 @@ func newRootCommand() *cobra.Command {
 		newQuarantineCommand(g),
 		newSimulateCommand(g),
 		newRebuildCommand(g),
+		newBenchCommand(g),
 	)
 	return root
 }
