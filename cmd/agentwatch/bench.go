@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/fx"
+
+	"github.com/agentwatch/agentwatch/app"
+	"github.com/agentwatch/agentwatch/app/simulate"
+	"github.com/agentwatch/agentwatch/domain"
+)
+
+// benchResult is the final JSON line of `agentwatch bench`.
+type benchResult struct {
+	Backend          string  `json:"backend"`
+	Events           int64   `json:"events"`
+	Sessions         int     `json:"sessions"`
+	LoadSeconds      float64 `json:"journalLoadSeconds"`
+	RebuildSeconds   float64 `json:"rebuildSeconds"`
+	EventsPerSecond  float64 `json:"eventsPerSecond"`
+	ScanFoldSeconds  float64 `json:"scanFoldSeconds"`
+	WriteSeconds     float64 `json:"writeSeconds"`
+	Requests         int64   `json:"dynamodbRequests,omitempty"`
+	RequestsPerEvent float64 `json:"dynamodbRequestsPerEvent,omitempty"`
+	WriteRequests    int64   `json:"dynamodbWriteRequests,omitempty"`
+	WritesPerEvent   float64 `json:"dynamodbWriteRequestsPerEvent,omitempty"`
+	PeakRSSBytes     int64   `json:"peakRssBytes"`
+	NaiveSeconds     float64 `json:"naiveSeconds,omitempty"`
+	NaiveWrites      int64   `json:"naiveWriteRequests,omitempty"`
+	NaiveTimeRatio   float64 `json:"naiveTimeRatio,omitempty"`
+	NaiveWritesRatio float64 `json:"naiveWriteRequestsRatio,omitempty"`
+	RouterSeconds    float64 `json:"routerSeconds,omitempty"`
+	RouterTimeRatio  float64 `json:"routerTimeRatio,omitempty"`
+}
+
+func newBenchCommand(g *globals) *cobra.Command {
+	var events int
+	var seed uint64
+	var keep bool
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Generate a seeded journal of N events, load it, rebuild the read models, and report the speed",
+		Long: "bench generates a journal with the simulator, loads it into a fresh store (a temporary data\n" +
+			"directory unless --data-dir is given), rebuilds every read model from it, and prints events,\n" +
+			"seconds, events/s, peak RSS (and on DynamoDB the requests per event), ending with one line of JSON.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !cmd.Flags().Changed("data-dir") && g.backend == "sqlite" {
+				dir, err := os.MkdirTemp("", "agentwatch-bench-")
+				if err != nil {
+					return err
+				}
+				if !keep {
+					defer os.RemoveAll(dir)
+				}
+				g.dataDir = dir
+			}
+			return g.bench(cmd.Context(), events, seed)
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&events, "events", 1_000_000, "journal events to generate")
+	f.Uint64Var(&seed, "seed", 1, "simulator seed")
+	f.BoolVar(&keep, "keep", false, "keep the temporary data directory")
+	return cmd
+}
+
+func (g *globals) bench(ctx context.Context, n int, seed uint64) error {
+	res := benchResult{Backend: g.backend}
+	fmt.Fprintf(g.out, "generating %d events (seed %d)...\n", n, seed)
+	evs, err := benchEvents(n, seed)
+	if err != nil {
+		return err
+	}
+	var journal app.JournalAppender
+	var rb *app.Rebuilder
+	cfg := app.Config{}
+	return g.withApp(ctx, cfg, []fx.Option{fx.Provide(newRebuilderFx), fx.Populate(&journal, &rb)}, func(ctx context.Context) error {
+		start := time.Now()
+		const chunk = 20_000
+		for i := 0; i < len(evs); i += chunk {
+			if _, err := journal.Append(ctx, evs[i:min(i+chunk, len(evs))]); err != nil {
+				return fmt.Errorf("load journal: %w", err)
+			}
+		}
+		res.LoadSeconds = time.Since(start).Seconds()
+		fmt.Fprintf(g.out, "journal loaded: %d events in %.2fs\n", len(evs), res.LoadSeconds)
+		evs = nil
+		runtime.GC()
+
+		start = time.Now()
+		rep, err := rb.Rebuild(ctx, app.RebuildOptions{})
+		if err != nil {
+			return err
+		}
+		res.RebuildSeconds = time.Since(start).Seconds()
+		res.Events, res.Sessions = rep.Events, rep.Sessions
+		res.EventsPerSecond = float64(rep.Events) / res.RebuildSeconds
+		res.ScanFoldSeconds, res.WriteSeconds = rep.ScanFold.Seconds(), rep.Load.Seconds()
+		res.PeakRSSBytes = peakRSS()
+		fmt.Fprintf(g.out, "rebuild: %d events, %d sessions in %.3fs = %.0f events/s (scan+fold %.3fs, write %.3fs), peak RSS %d MiB\n",
+			res.Events, res.Sessions, res.RebuildSeconds, res.EventsPerSecond, res.ScanFoldSeconds, res.WriteSeconds, res.PeakRSSBytes>>20)
+		b, err := json.Marshal(res)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(g.out, string(b))
+		return nil
+	})
+}
+
+// benchEvents generates n journal events (no duplicates, nothing malformed) through the
+// same decoding and mapping as ingest.
+func benchEvents(n int, seed uint64) ([]domain.Event, error) {
+	objs, _, err := simulate.Generate(simulate.Config{Seed: seed, Events: n})
+	if err != nil {
+		return nil, err
+	}
+	var mapping domain.MappingConfig
+	mapping.SetDefaults()
+	out := make([]domain.Event, 0, len(objs))
+	for _, o := range objs {
+		in, err := domain.DecodeInput(o.Body)
+		if err != nil {
+			return nil, fmt.Errorf("generated object of session %s: %w", o.SessionID, err)
+		}
+		if in.Event != nil {
+			out = append(out, *in.Event)
+			continue
+		}
+		ev, err := domain.MapStatusChange(context.Background(), *in.StatusChange, nil, mapping)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ev)
+	}
+	return out, nil
+}
+
+// peakRSS is the process's peak resident set size.
+func peakRSS() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Maxrss * 1024
+}
