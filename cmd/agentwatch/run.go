@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/spf13/cobra"
 	"go.uber.org/fx"
 
@@ -29,6 +31,7 @@ type runOptions struct {
 	webhookURL    string
 	webhookSecret string
 	shutdown      time.Duration
+	adaptive      stuck.Adaptive
 }
 
 func newRunCommand(g *globals) *cobra.Command {
@@ -55,6 +58,10 @@ func newRunCommand(g *globals) *cobra.Command {
 	f.StringVar(&o.webhookURL, "webhook-url", envOr("AGENTWATCH_WEBHOOK_URL", ""), "POST alerts as JSON to this URL (env AGENTWATCH_WEBHOOK_URL)")
 	f.StringVar(&o.webhookSecret, "webhook-secret", envOr("AGENTWATCH_WEBHOOK_SECRET", ""), "sign webhook bodies with HMAC-SHA256 (env AGENTWATCH_WEBHOOK_SECRET)")
 	f.DurationVar(&o.shutdown, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown may take")
+	f.BoolVar(&o.adaptive.Enabled, "adaptive", false, "derive per-agent stage deadlines from each agent's own p99 stage durations")
+	f.Float64Var(&o.adaptive.Factor, "adaptive-factor", 3, "adaptive deadline = p99 x factor")
+	f.DurationVar(&o.adaptive.Floor, "adaptive-floor", 30*time.Second, "adaptive deadlines are at least this")
+	f.DurationVar(&o.adaptive.Ceiling, "adaptive-ceiling", 2*time.Hour, "adaptive deadlines are at most this")
 	return cmd
 }
 
@@ -79,6 +86,7 @@ func (g *globals) runWorker(ctx context.Context, o *runOptions) error {
 	if o.grace > 0 {
 		cfg.Detector.Stuck.CompletionGrace = o.grace
 	}
+	cfg.Detector.Stuck.Adaptive = o.adaptive
 	cfg.SetDefaults()
 	mods, err := g.backendModules(true)
 	if err != nil {
@@ -97,7 +105,7 @@ func (g *globals) runWorker(ctx context.Context, o *runOptions) error {
 			DuplicateRate: 0.02, ReorderRate: 0.03, MalformedRate: 0.002}}), app.DemoModule)
 	}
 	var server *httpapi.Server
-	opts = append(opts, fx.Populate(&server))
+	opts = append(opts, fx.Provide(readyCheck), fx.Populate(&server))
 	fxApp := fx.New(opts...)
 	if err := fxApp.Err(); err != nil {
 		return err
@@ -113,4 +121,17 @@ func (g *globals) runWorker(ctx context.Context, o *runOptions) error {
 	stopCtx, cancelStop := context.WithTimeout(context.Background(), o.shutdown)
 	defer cancelStop()
 	return fxApp.Stop(stopCtx)
+}
+
+// readyCheck is /readyz: ready while the router runs and the stores answer.
+func readyCheck(r *message.Router, cps app.CheckpointStore, cfg app.Config) httpapi.ReadyCheck {
+	return func(ctx context.Context) error {
+		if !r.IsRunning() {
+			return errors.New("router not running")
+		}
+		if _, err := cps.GetCheckpoint(ctx, cfg.CheckpointName); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		return nil
+	}
 }
