@@ -1,0 +1,163 @@
+package dynamodb
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/agentwatch/agentwatch/app"
+	"github.com/agentwatch/agentwatch/projections/executionindex"
+)
+
+// ReadModelStore holds the read models of one generation in four tables: session
+// aggregates with their versions (sessions), the execution index (executions, with
+// AgentDateIndex and StatusDateIndex), agent stats counters (agent-stats) and
+// stuck-detector entries (stuck, with DueIndex). A rebuild fills a new generation next
+// to the one serving and switches the current generation atomically
+// (SwitchGeneration); a store made for generation 0 follows the current one.
+//
+// It is safe for concurrent use, also by several processes: every Commit is guarded by
+// session versions inside DynamoDB transactions.
+type ReadModelStore struct {
+	client *dynamodb.Client
+	cfg    Config
+	gen    int
+	logger *slog.Logger
+	now    func() time.Time
+
+	mu     sync.Mutex
+	curGen int
+	curAt  time.Time
+}
+
+var (
+	_ app.ProjectionStore   = (*ReadModelStore)(nil)
+	_ executionindex.Reader = (*ReadModelStore)(nil)
+	_ app.StatsReader       = (*ReadModelStore)(nil)
+	_ app.StuckStore        = (*ReadModelStore)(nil)
+)
+
+// NewReadModelStore returns the read models of generation gen, or of whatever
+// generation is current when gen is 0 (what query-side readers want; it re-reads the
+// current generation after cfg.GenerationRefresh, and its commits check it inside the
+// transaction). Projectors should name their generation, so that a switch never
+// redirects their writes halfway.
+func NewReadModelStore(client *dynamodb.Client, cfg Config, gen int, logger *slog.Logger) (*ReadModelStore, error) {
+	cfg, err := prepare(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if gen < 0 {
+		return nil, fmt.Errorf("read-model store: generation %d: must be 0 (current) or >= 1", gen)
+	}
+	return &ReadModelStore{client: client, cfg: cfg, gen: gen, logger: orDiscard(logger), now: time.Now}, nil
+}
+
+// prepare applies defaults to a copy of cfg and validates it.
+func prepare(cfg Config) (Config, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("dynamodb config: %w", err)
+	}
+	return cfg, nil
+}
+
+func orDiscard(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l
+}
+
+// Generation is the store's generation, or the current one (cached for
+// GenerationRefresh) for a store that follows it.
+func (s *ReadModelStore) Generation(ctx context.Context) (int, error) {
+	if s.gen > 0 {
+		return s.gen, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.curGen > 0 && time.Since(s.curAt) < s.cfg.GenerationRefresh {
+		return s.curGen, nil
+	}
+	gen, err := readCurrentGeneration(ctx, s.client, s.cfg.TablesOf(1).Control)
+	if err != nil {
+		return 0, err
+	}
+	s.curGen, s.curAt = gen, time.Now()
+	return gen, nil
+}
+
+// forgetGeneration drops the cached current generation.
+func (s *ReadModelStore) forgetGeneration() {
+	s.mu.Lock()
+	s.curGen = 0
+	s.mu.Unlock()
+}
+
+// tables names the tables of the store's generation.
+func (s *ReadModelStore) tables(ctx context.Context) (Tables, int, error) {
+	gen, err := s.Generation(ctx)
+	if err != nil {
+		return Tables{}, 0, err
+	}
+	return s.cfg.TablesOf(gen), gen, nil
+}
+
+// LoadSessions returns the stored sessions among ids with their versions (consistent
+// reads, BatchGetItem). Sessions that are not stored are absent from the map.
+func (s *ReadModelStore) LoadSessions(ctx context.Context, ids []string) (map[string]app.VersionedSession, error) {
+	out := make(map[string]app.VersionedSession, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	t, _, err := s.tables(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load %d sessions: %w", len(ids), err)
+	}
+	if err := loadSessions(ctx, s.client, t.Sessions, ids, out); err != nil {
+		return nil, fmt.Errorf("load %d sessions: %w", len(ids), err)
+	}
+	return out, nil
+}
+
+func loadSessions(ctx context.Context, client *dynamodb.Client, table string, ids []string, into map[string]app.VersionedSession) error {
+	seen := make(map[string]bool, len(ids))
+	keys := make([]map[string]types.AttributeValue, 0, len(ids))
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			keys = append(keys, map[string]types.AttributeValue{attrSessionID: str(id)})
+		}
+	}
+	return batchGet(ctx, client, table, keys, func(item map[string]types.AttributeValue) error {
+		id := stringOf(item, attrSessionID)
+		vs, err := decodeSession(item)
+		if err != nil {
+			return fmt.Errorf("session %s: %w", id, err)
+		}
+		into[id] = vs
+		return nil
+	})
+}
+
+// decodeSession reads a session item: its version and the aggregate, stored as JSON
+// (compact, and the same encoding as the embedded backend's).
+func decodeSession(item map[string]types.AttributeValue) (app.VersionedSession, error) {
+	var vs app.VersionedSession
+	v, ok := numberOf(item, attrVersion)
+	if !ok {
+		return vs, fmt.Errorf("decode stored session: no version")
+	}
+	vs.Version = v
+	if err := json.Unmarshal([]byte(stringOf(item, attrSession)), &vs.Session); err != nil {
+		return vs, fmt.Errorf("decode stored session: %w", err)
+	}
+	return vs, nil
+}
