@@ -27,6 +27,7 @@ var Module = fx.Module("dynamodb",
 		fx.Annotate(func(s *JournalStore) app.JournalReader { return s }),
 		fx.Annotate(func(s *JournalStore) app.JournalScanner { return s }),
 		newCurrentReadModelStore,
+		fx.Annotate(NewGenerationStore, fx.As(new(app.GenerationStore))),
 		fx.Annotate(func(s *ReadModelStore) app.ProjectionStore { return s }),
 		fx.Annotate(func(s *ReadModelStore) executionindex.Reader { return s }),
 		fx.Annotate(func(s *ReadModelStore) app.StatsReader { return s }),
@@ -44,16 +45,50 @@ func newFxClient(counter *RequestCounter) (*dynamodb.Client, error) {
 	return NewClient(context.Background(), WithRequestCounter(counter))
 }
 
-// newCurrentReadModelStore pins the generation that is current at start: the
-// projector's writes must not move to another generation halfway.
+// newCurrentReadModelStore follows the current generation (refreshed every
+// Config.GenerationRefresh): after a rebuild switches generations, the live projector
+// writes the new one, and the rebuild's final catch-up covers a commit that raced the
+// switch.
 func newCurrentReadModelStore(client *dynamodb.Client, cfg Config, logger *slog.Logger) (*ReadModelStore, error) {
-	follow, err := NewReadModelStore(client, cfg, 0, logger)
-	if err != nil {
-		return nil, err
-	}
-	gen, err := follow.CurrentGeneration(context.Background())
-	if err != nil {
+	if _, err := NewReadModelStore(client, cfg, 0, logger); err != nil {
 		return nil, fmt.Errorf("dynamodb read models: %w", err)
 	}
-	return NewReadModelStore(client, cfg, gen, logger)
+	return NewReadModelStore(client, cfg, 0, logger)
 }
+
+// GenerationStore is the app.GenerationStore of the AWS backend.
+type GenerationStore struct {
+	*ReadModelStore
+	client *dynamodb.Client
+	cfg    Config
+	logger *slog.Logger
+}
+
+var _ app.GenerationStore = GenerationStore{}
+
+// NewGenerationStore returns the generation store of the configured tables.
+func NewGenerationStore(client *dynamodb.Client, cfg Config, logger *slog.Logger) (GenerationStore, error) {
+	s, err := NewReadModelStore(client, cfg, 0, logger)
+	if err != nil {
+		return GenerationStore{}, err
+	}
+	return GenerationStore{ReadModelStore: s, client: client, cfg: cfg, logger: logger}, nil
+}
+
+// ProjectionStoreOf is the projection store of generation gen.
+func (g GenerationStore) ProjectionStoreOf(gen int) app.ProjectionStore {
+	s, err := NewReadModelStore(g.client, g.cfg, gen, g.logger)
+	if err != nil {
+		return failingProjectionStore{err}
+	}
+	return s
+}
+
+// failingProjectionStore answers every call with the error that prevented building a
+// store (an invalid configuration, which NewGenerationStore already checked).
+type failingProjectionStore struct{ err error }
+
+func (f failingProjectionStore) LoadSessions(context.Context, []string) (map[string]app.VersionedSession, error) {
+	return nil, f.err
+}
+func (f failingProjectionStore) Commit(context.Context, app.Batch) error { return f.err }

@@ -41,7 +41,13 @@ func newIngestCommand(g *globals) *cobra.Command {
 			var checkpoints app.CheckpointStore
 			var cfg app.Config
 			cfg.SetDefaults()
-			populate := fx.Populate(&ingester, &projector, &tail, &checkpoints)
+			populate := fx.Populate(&ingester, &projector, &checkpoints)
+			if g.backend == "sqlite" {
+				// Embedded: project before returning, so listings show the effect
+				// whether or not a worker runs. In AWS mode the worker projects from
+				// the journal's stream.
+				populate = fx.Options(populate, fx.Populate(&tail))
+			}
 			return g.withApp(cmd.Context(), cfg, []fx.Option{populate}, func(ctx context.Context) error {
 				total := app.IngestReport{Results: []app.IngestResult{}}
 				offset := 0
@@ -68,9 +74,11 @@ func newIngestCommand(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				projected, err := projector.CatchUp(ctx, tail, checkpoints, cfg.CheckpointName, 2000)
-				if err != nil {
-					return fmt.Errorf("project ingested events: %w", err)
+				projected := 0
+				if tail != nil {
+					if projected, err = projector.CatchUp(ctx, tail, checkpoints, cfg.CheckpointName, 2000); err != nil {
+						return fmt.Errorf("project ingested events: %w", err)
+					}
 				}
 				if g.asJSON {
 					return printJSON(g.out, total)

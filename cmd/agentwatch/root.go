@@ -12,19 +12,21 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/fx"
 
+	"github.com/agentwatch/agentwatch/adapters/dynamodb"
 	"github.com/agentwatch/agentwatch/adapters/sqlite"
 	"github.com/agentwatch/agentwatch/app"
 )
 
 // globals are the flags every subcommand takes.
 type globals struct {
-	dataDir     string
-	backend     string
-	tablePrefix string
-	logLevel    string
-	logFormat   string
-	asJSON      bool
-	out         io.Writer
+	dataDir      string
+	backend      string
+	tablePrefix  string
+	journalTable string
+	logLevel     string
+	logFormat    string
+	asJSON       bool
+	out          io.Writer
 }
 
 func newRootCommand() *cobra.Command {
@@ -50,6 +52,7 @@ func newRootCommand() *cobra.Command {
 	pf.StringVar(&g.dataDir, "data-dir", envOr("AGENTWATCH_DATA_DIR", "./data"), "directory of the embedded database (env AGENTWATCH_DATA_DIR)")
 	pf.StringVar(&g.backend, "backend", envOr("AGENTWATCH_BACKEND", "sqlite"), "storage backend: sqlite or aws (env AGENTWATCH_BACKEND)")
 	pf.StringVar(&g.tablePrefix, "table-prefix", envOr("AGENTWATCH_TABLE_PREFIX", "agentwatch"), "DynamoDB table name prefix in aws mode (env AGENTWATCH_TABLE_PREFIX)")
+	pf.StringVar(&g.journalTable, "journal-table", envOr("AGENTWATCH_JOURNAL_TABLE", ""), "the agents' journal table in aws mode (default <table-prefix>-journal; env AGENTWATCH_JOURNAL_TABLE)")
 	pf.StringVar(&g.logLevel, "log-level", envOr("AGENTWATCH_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env AGENTWATCH_LOG_LEVEL)")
 	pf.StringVar(&g.logFormat, "log-format", envOr("AGENTWATCH_LOG_FORMAT", "text"), "log format: text or json (env AGENTWATCH_LOG_FORMAT)")
 	root.AddCommand(
@@ -64,6 +67,7 @@ func newRootCommand() *cobra.Command {
 		newSimulateCommand(g),
 		newRebuildCommand(g),
 		newBenchCommand(g),
+		newMigrateCommand(g),
 	)
 	return root
 }
@@ -97,8 +101,25 @@ func (g *globals) backendModules(worker bool) ([]fx.Option, error) {
 			opts = append(opts, sqlite.WorkerFeedModule, app.EmbeddedFeedModule)
 		}
 		return opts, nil
+	case "aws":
+		opts := []fx.Option{fx.Supply(g.dynamoConfig()), dynamodb.Module}
+		if worker {
+			feeds, err := g.awsWorkerModules()
+			if err != nil {
+				return nil, err
+			}
+			opts = append(opts, feeds...)
+		}
+		return opts, nil
 	}
-	return nil, fmt.Errorf("--backend %s: not available in this build yet", g.backend)
+	return nil, fmt.Errorf("--backend %s: must be sqlite or aws", g.backend)
+}
+
+// dynamoConfig is the AWS backend's table configuration from the flags.
+func (g *globals) dynamoConfig() dynamodb.Config {
+	cfg := dynamodb.Config{TablePrefix: g.tablePrefix, JournalTable: g.journalTable}
+	cfg.SetDefaults()
+	return cfg
 }
 
 // withApp builds an fx app of the backend and the core use cases plus extra, starts
