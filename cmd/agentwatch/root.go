@@ -27,6 +27,8 @@ type globals struct {
 	logFormat    string
 	asJSON       bool
 	out          io.Writer
+	// awsFeeds are the run command's AWS feed flags.
+	awsFeeds *awsFeedFlags
 }
 
 func newRootCommand() *cobra.Command {
@@ -68,6 +70,7 @@ func newRootCommand() *cobra.Command {
 		newRebuildCommand(g),
 		newBenchCommand(g),
 		newMigrateCommand(g),
+		newDLQCommand(g),
 	)
 	return root
 }

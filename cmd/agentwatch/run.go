@@ -58,6 +58,7 @@ func newRunCommand(g *globals) *cobra.Command {
 	f.StringVar(&o.webhookURL, "webhook-url", envOr("AGENTWATCH_WEBHOOK_URL", ""), "POST alerts as JSON to this URL (env AGENTWATCH_WEBHOOK_URL)")
 	f.StringVar(&o.webhookSecret, "webhook-secret", envOr("AGENTWATCH_WEBHOOK_SECRET", ""), "sign webhook bodies with HMAC-SHA256 (env AGENTWATCH_WEBHOOK_SECRET)")
 	f.DurationVar(&o.shutdown, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown may take")
+	g.awsFeeds = registerAWSFeedFlags(f)
 	f.BoolVar(&o.adaptive.Enabled, "adaptive", false, "derive per-agent stage deadlines from each agent's own p99 stage durations")
 	f.Float64Var(&o.adaptive.Factor, "adaptive-factor", 3, "adaptive deadline = p99 x factor")
 	f.DurationVar(&o.adaptive.Floor, "adaptive-floor", 30*time.Second, "adaptive deadlines are at least this")

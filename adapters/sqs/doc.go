@@ -1,0 +1,17 @@
+// Package sqs is the status-change feed of AWS mode: an EventBridge rule sends every
+// "Step Functions Execution Status Change" event to an SQS queue, and Subscriber delivers
+// the queue's messages to the router's ingest handler through watermill-aws's SQS
+// subscriber. A message is deleted only once the handler acked it, that is once its
+// journal append succeeded (or found the event already there); a message the handler
+// nacks stays in the queue, comes back after its visibility timeout, and the queue's
+// redrive policy moves it to the dead-letter queue after maxReceiveCount receives.
+// Messages that cannot be parsed are acked after the router's poison middleware put them
+// in the quarantine. DeadLetterQueue reads the dead-letter queue without consuming it
+// (`agentwatch dlq`); DepthCollector exports both queues' depths.
+//
+// AWS permissions: the worker needs sqs:ReceiveMessage, sqs:DeleteMessage and
+// sqs:GetQueueAttributes on the queue, and sqs:GetQueueAttributes and sqs:GetQueueUrl on
+// the dead-letter queue (for the depth gauge); `agentwatch dlq` needs
+// sqs:GetQueueAttributes on the queue, and sqs:GetQueueUrl, sqs:GetQueueAttributes,
+// sqs:ReceiveMessage and sqs:ChangeMessageVisibility on the dead-letter queue.
+package sqs
