@@ -30,7 +30,7 @@ type awsFeedFlags struct {
 func registerAWSFeedFlags(f *pflag.FlagSet) *awsFeedFlags {
 	o := &awsFeedFlags{}
 	f.StringVar(&o.queueURL, "sfn-queue-url", envOr("AGENTWATCH_SFN_QUEUE_URL", ""),
-		"URL of the SQS queue of Step Functions status changes, required with --backend aws (env AGENTWATCH_SFN_QUEUE_URL)")
+		"URL of the SQS queue of Step Functions status changes in aws mode; without it status changes come only through POST /v1/events and ingest (env AGENTWATCH_SFN_QUEUE_URL)")
 	f.IntVar(&o.batchSize, "sfn-queue-batch", sqs.MaxBatchSize, "messages per SQS receive, 1 to 10")
 	f.IntVar(&o.concurrency, "sfn-queue-workers", 4, "SQS workers: each long-polls and handles one message at a time")
 	f.DurationVar(&o.visibility, "sfn-queue-visibility-timeout", 0,
@@ -48,13 +48,18 @@ func registerAWSFeedFlags(f *pflag.FlagSet) *awsFeedFlags {
 // domain.AgentNameResolver (adapters/sfn.Module). Both use the SDK's standard
 // configuration (AWS_REGION, AWS_ENDPOINT_URL_SQS / _SFN for local servers).
 func awsFeedModules(o *awsFeedFlags) ([]fx.Option, error) {
+	tc := sfn.Config{TagKeys: o.tagKeys, CacheTTL: o.tagTTL, Timeout: o.tagTimeout}
+	tc.SetDefaults()
 	if o.queueURL == "" {
-		return nil, errors.New("--sfn-queue-url (or AGENTWATCH_SFN_QUEUE_URL) is required with --backend aws: the SQS queue the EventBridge rule sends status changes to")
+		// No queue: the worker projects the journal's stream, and status changes come
+		// through POST /v1/events or `agentwatch ingest` only.
+		if err := tc.Validate(); err != nil {
+			return nil, err
+		}
+		return []fx.Option{fx.Supply(tc), sfn.Module}, nil
 	}
 	qc := sqs.Config{QueueURL: o.queueURL, BatchSize: o.batchSize, Concurrency: o.concurrency, VisibilityTimeout: o.visibility}
 	qc.SetDefaults()
-	tc := sfn.Config{TagKeys: o.tagKeys, CacheTTL: o.tagTTL, Timeout: o.tagTimeout}
-	tc.SetDefaults()
 	if err := errors.Join(qc.Validate(), tc.Validate()); err != nil {
 		return nil, err
 	}

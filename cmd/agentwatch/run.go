@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -68,6 +69,26 @@ func newRunCommand(g *globals) *cobra.Command {
 
 func (g *globals) runWorker(ctx context.Context, o *runOptions) error {
 	logger := g.logger()
+	fxApp, server, err := g.workerApp(o, logger)
+	if err != nil {
+		return err
+	}
+	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := fxApp.Start(startCtx); err != nil {
+		return err
+	}
+	logger.Info("agentwatch running", "backend", g.backend, "dataDir", g.dataDir, "http", "http://"+server.Addr(), "demo", o.demo)
+	<-ctx.Done()
+	logger.Info("shutting down", "timeout", o.shutdown)
+	stopCtx, cancelStop := context.WithTimeout(context.Background(), o.shutdown)
+	defer cancelStop()
+	return fxApp.Stop(stopCtx)
+}
+
+// workerApp builds the worker's fx app: the backend, the use cases, the router and
+// detector, the alert sinks, the HTTP API, and the demo traffic when asked.
+func (g *globals) workerApp(o *runOptions, logger *slog.Logger) (*fx.App, *httpapi.Server, error) {
 	cfg := app.Config{}
 	cfg.Detector.Interval = o.interval
 	cfg.Detector.BaseURL = o.baseURL
@@ -80,7 +101,7 @@ func (g *globals) runWorker(ctx context.Context, o *runOptions) error {
 		}
 	}
 	for st, d := range o.timeouts {
-		if *d > 0 {
+		if d != nil && *d > 0 {
 			cfg.Detector.Stuck.Timeouts[st] = *d
 		}
 	}
@@ -91,7 +112,7 @@ func (g *globals) runWorker(ctx context.Context, o *runOptions) error {
 	cfg.SetDefaults()
 	mods, err := g.backendModules(true)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	httpCfg := httpapi.Config{Addr: o.httpAddr, BaseURL: o.baseURL}
 	opts := []fx.Option{
@@ -109,19 +130,9 @@ func (g *globals) runWorker(ctx context.Context, o *runOptions) error {
 	opts = append(opts, fx.Provide(readyCheck), fx.Populate(&server))
 	fxApp := fx.New(opts...)
 	if err := fxApp.Err(); err != nil {
-		return err
+		return nil, nil, err
 	}
-	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := fxApp.Start(startCtx); err != nil {
-		return err
-	}
-	logger.Info("agentwatch running", "backend", g.backend, "dataDir", g.dataDir, "http", "http://"+server.Addr(), "demo", o.demo)
-	<-ctx.Done()
-	logger.Info("shutting down", "timeout", o.shutdown)
-	stopCtx, cancelStop := context.WithTimeout(context.Background(), o.shutdown)
-	defer cancelStop()
-	return fxApp.Stop(stopCtx)
+	return fxApp, server, nil
 }
 
 // readyCheck is /readyz: ready while the router runs and the stores answer.
