@@ -31,6 +31,7 @@ type runOptions struct {
 	timeouts      map[domain.Stage]*time.Duration
 	webhookURL    string
 	webhookSecret string
+	snsTopicArn   string
 	shutdown      time.Duration
 	adaptive      stuck.Adaptive
 }
@@ -58,6 +59,7 @@ func newRunCommand(g *globals) *cobra.Command {
 	}
 	f.StringVar(&o.webhookURL, "webhook-url", envOr("AGENTWATCH_WEBHOOK_URL", ""), "POST alerts as JSON to this URL (env AGENTWATCH_WEBHOOK_URL)")
 	f.StringVar(&o.webhookSecret, "webhook-secret", envOr("AGENTWATCH_WEBHOOK_SECRET", ""), "sign webhook bodies with HMAC-SHA256 (env AGENTWATCH_WEBHOOK_SECRET)")
+	f.StringVar(&o.snsTopicArn, "alert-topic-arn", envOr("AGENTWATCH_ALERT_TOPIC_ARN", ""), "publish alerts to this SNS topic (env AGENTWATCH_ALERT_TOPIC_ARN)")
 	f.DurationVar(&o.shutdown, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown may take")
 	g.awsFeeds = registerAWSFeedFlags(f)
 	f.BoolVar(&o.adaptive.Enabled, "adaptive", false, "derive per-agent stage deadlines from each agent's own p99 stage durations")
@@ -116,7 +118,7 @@ func (g *globals) workerApp(o *runOptions, logger *slog.Logger) (*fx.App, *httpa
 	}
 	httpCfg := httpapi.Config{Addr: o.httpAddr, BaseURL: o.baseURL}
 	opts := []fx.Option{
-		fx.Supply(cfg, logger, httpCfg, alerts.Config{Webhook: alerts.WebhookConfig{URL: o.webhookURL, Secret: o.webhookSecret}}),
+		fx.Supply(cfg, logger, httpCfg, alerts.Config{Webhook: alerts.WebhookConfig{URL: o.webhookURL, Secret: o.webhookSecret}, SNSTopicArn: o.snsTopicArn}),
 		fx.WithLogger(fxLogger(logger)),
 		app.CoreModule,
 	}
