@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/fx"
 
+	"github.com/agentwatch/agentwatch/adapters/dynamodb"
 	"github.com/agentwatch/agentwatch/app"
 	"github.com/agentwatch/agentwatch/app/simulate"
 	"github.com/agentwatch/agentwatch/domain"
@@ -81,8 +82,15 @@ func (g *globals) bench(ctx context.Context, n int, seed uint64) error {
 	}
 	var journal app.JournalAppender
 	var rb *app.Rebuilder
+	var gens app.GenerationStore
 	cfg := app.Config{}
-	return g.withApp(ctx, cfg, []fx.Option{fx.Provide(newRebuilderFx), fx.Populate(&journal, &rb)}, func(ctx context.Context) error {
+	populate := []fx.Option{fx.Provide(newRebuilderFx), fx.Populate(&journal, &rb, &gens)}
+	var cmp awsComparison
+	if g.backend == "aws" {
+		populate = append(populate, fx.Populate(&cmp.client, &cmp.counter, &cmp.cfg))
+	}
+	var keep []domain.Event
+	return g.withApp(ctx, cfg, populate, func(ctx context.Context) error {
 		start := time.Now()
 		const chunk = 20_000
 		for i := 0; i < len(evs); i += chunk {
@@ -92,9 +100,16 @@ func (g *globals) bench(ctx context.Context, n int, seed uint64) error {
 		}
 		res.LoadSeconds = time.Since(start).Seconds()
 		fmt.Fprintf(g.out, "journal loaded: %d events in %.2fs\n", len(evs), res.LoadSeconds)
+		if g.backend == "aws" {
+			keep = evs
+		}
 		evs = nil
 		runtime.GC()
 
+		var before dynamodb.RequestCounts
+		if cmp.counter != nil {
+			before = cmp.counter.Snapshot()
+		}
 		start = time.Now()
 		rep, err := rb.Rebuild(ctx, app.RebuildOptions{})
 		if err != nil {
@@ -107,6 +122,40 @@ func (g *globals) bench(ctx context.Context, n int, seed uint64) error {
 		res.PeakRSSBytes = peakRSS()
 		fmt.Fprintf(g.out, "rebuild: %d events, %d sessions in %.3fs = %.0f events/s (scan+fold %.3fs, write %.3fs), peak RSS %d MiB\n",
 			res.Events, res.Sessions, res.RebuildSeconds, res.EventsPerSecond, res.ScanFoldSeconds, res.WriteSeconds, res.PeakRSSBytes>>20)
+		if cmp.counter != nil {
+			d := cmp.counter.Snapshot().Sub(before)
+			res.Requests, res.WriteRequests = d.Total, d.Writes
+			res.RequestsPerEvent = float64(d.Total) / float64(res.Events)
+			res.WritesPerEvent = float64(d.Writes) / float64(res.Events)
+			fmt.Fprintf(g.out, "rebuild on DynamoDB: %d requests (%.4f per event), %d write requests (%.4f per event)\n",
+				d.Total, res.RequestsPerEvent, d.Writes, res.WritesPerEvent)
+			cmp.gens, cmp.logger = gens, g.logger()
+			cur, err := gens.CurrentGeneration(ctx)
+			if err != nil {
+				return err
+			}
+			naiveGen, routerGen := cur+50, cur+51
+			defer func() {
+				_ = gens.DropGeneration(context.Background(), naiveGen)
+				_ = gens.DropGeneration(context.Background(), routerGen)
+			}()
+			took, writes, err := cmp.naive(ctx, naiveGen, keep)
+			if err != nil {
+				return err
+			}
+			res.NaiveSeconds, res.NaiveWrites = took.Seconds(), writes
+			res.NaiveTimeRatio = res.NaiveSeconds / res.RebuildSeconds
+			res.NaiveWritesRatio = float64(writes) / float64(max(res.WriteRequests, 1))
+			fmt.Fprintf(g.out, "naive projector (one write per event per read model, in order): %.3fs, %d write requests: %.1fx the time, %.1fx the write requests of the rebuild\n",
+				res.NaiveSeconds, writes, res.NaiveTimeRatio, res.NaiveWritesRatio)
+			took, _, err = cmp.router(ctx, routerGen, keep)
+			if err != nil {
+				return err
+			}
+			res.RouterSeconds = took.Seconds()
+			res.RouterTimeRatio = res.RouterSeconds / res.RebuildSeconds
+			fmt.Fprintf(g.out, "one message at a time through a GoChannel router: %.3fs: %.1fx the time of the rebuild\n", res.RouterSeconds, res.RouterTimeRatio)
+		}
 		b, err := json.Marshal(res)
 		if err != nil {
 			return err
