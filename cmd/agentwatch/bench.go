@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -45,6 +46,7 @@ func newBenchCommand(g *globals) *cobra.Command {
 	var events int
 	var seed uint64
 	var keep bool
+	var cpuProfile string
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Generate a seeded journal of N events, load it, rebuild the read models, and report the speed",
@@ -63,6 +65,14 @@ func newBenchCommand(g *globals) *cobra.Command {
 				}
 				g.dataDir = dir
 			}
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				g.cpuProfile = f
+			}
 			return g.bench(cmd.Context(), events, seed)
 		},
 	}
@@ -70,6 +80,7 @@ func newBenchCommand(g *globals) *cobra.Command {
 	f.IntVar(&events, "events", 1_000_000, "journal events to generate")
 	f.Uint64Var(&seed, "seed", 1, "simulator seed")
 	f.BoolVar(&keep, "keep", false, "keep the temporary data directory")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the rebuild to this file")
 	return cmd
 }
 
@@ -110,8 +121,16 @@ func (g *globals) bench(ctx context.Context, n int, seed uint64) error {
 		if cmp.counter != nil {
 			before = cmp.counter.Snapshot()
 		}
+		if g.cpuProfile != nil {
+			if err := pprof.StartCPUProfile(g.cpuProfile); err != nil {
+				return err
+			}
+		}
 		start = time.Now()
 		rep, err := rb.Rebuild(ctx, app.RebuildOptions{})
+		if g.cpuProfile != nil {
+			pprof.StopCPUProfile()
+		}
 		if err != nil {
 			return err
 		}

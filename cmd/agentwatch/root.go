@@ -27,6 +27,8 @@ type globals struct {
 	logFormat    string
 	asJSON       bool
 	out          io.Writer
+	// cpuProfile, if set, receives bench's CPU profile.
+	cpuProfile *os.File
 	// awsFeeds are the run command's AWS feed flags.
 	awsFeeds *awsFeedFlags
 }
@@ -72,6 +74,8 @@ func newRootCommand() *cobra.Command {
 		newMigrateCommand(g),
 		newDLQCommand(g),
 	)
+	root.AddCommand(newBackfillCommand(g))
+	root.AddCommand(newExportCommand(g))
 	return root
 }
 
