@@ -48,8 +48,11 @@ func TestAWSFeedFlags(t *testing.T) {
 	_, err := awsFeedModules(o)
 	require.NoError(t, err)
 
-	_, err = awsFeedModules(&awsFeedFlags{})
-	require.ErrorContains(t, err, "--sfn-queue-url")
+	// Without a queue the worker only projects the stream; status changes come through
+	// POST /v1/events and ingest.
+	mods, err := awsFeedModules(&awsFeedFlags{tagTTL: time.Minute, tagTimeout: time.Second})
+	require.NoError(t, err)
+	assert.Len(t, mods, 2, "the tag resolver, no queue")
 	_, err = awsFeedModules(&awsFeedFlags{queueURL: "not a url", batchSize: 11})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "BatchSize")

@@ -25,6 +25,7 @@ type exportOptions struct {
 	agent        string
 	status       string
 	out          string
+	pageSize     int
 }
 
 func newExportCommand(g *globals) *cobra.Command {
@@ -65,13 +66,14 @@ func newExportCommand(g *globals) *cobra.Command {
 	f.StringVar(&o.agent, "agent", "", "only this agent's executions")
 	f.StringVar(&o.status, "status", "", "only this status: RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED, PENDING_REDRIVE")
 	f.StringVar(&o.out, "out", "-", "where to write: FILE, - for stdout, or s3://bucket/prefix")
+	f.IntVar(&o.pageSize, "page-size", executionindex.MaxLimit, "items per index query (1 to 1000); smaller pages spread the read load")
 	_ = cmd.MarkFlagRequired("since")
 	return cmd
 }
 
 // query is the index query of the flags: every page, oldest first.
 func (o *exportOptions) query() (executionindex.Query, error) {
-	q := executionindex.Query{AgentName: o.agent, Status: strings.ToUpper(o.status), Limit: executionindex.MaxLimit, Ascending: true}
+	q := executionindex.Query{AgentName: o.agent, Status: strings.ToUpper(o.status), Limit: o.pageSize, Ascending: true}
 	var err error
 	if q.From, err = parseTimeFlag("since", o.since, false); err != nil {
 		return q, err

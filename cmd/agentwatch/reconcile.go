@@ -19,6 +19,7 @@ type reconcileFlags struct {
 	stateMachines []string
 	window        time.Duration
 	grace         time.Duration
+	openLookback  time.Duration
 	rate          float64
 }
 
@@ -36,6 +37,8 @@ func registerReconcileFlags(f *pflag.FlagSet) *reconcileFlags {
 		"ARNs of the state machines the sweep covers (env AGENTWATCH_RECONCILE_STATE_MACHINES, comma-separated)")
 	f.DurationVar(&o.window, "reconcile-window", 24*time.Hour, "a sweep looks at the executions started this far back")
 	f.DurationVar(&o.grace, "reconcile-grace", 2*time.Minute, "executions whose status changed this recently are left to EventBridge until the next sweep")
+	f.DurationVar(&o.openLookback, "reconcile-open-lookback", 7*24*time.Hour,
+		"a sweep also describes the executions started this far before the window that the index still shows RUNNING (their end may have been dropped); negative: off")
 	f.Float64Var(&o.rate, "reconcile-rate", 5, "Step Functions calls per second of the sweep")
 	return o
 }
@@ -66,7 +69,8 @@ func reconcileModules(o *reconcileFlags) ([]fx.Option, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	rc := app.ReconcileConfig{StateMachineArns: o.stateMachines, Interval: o.interval, Window: o.window, Grace: o.grace}
+	rc := app.ReconcileConfig{StateMachineArns: o.stateMachines, Interval: o.interval, Window: o.window, Grace: o.grace,
+		OpenLookback: o.openLookback}
 	rc.SetDefaults()
 	sc := sfn.SourceConfig{RequestsPerSecond: o.rate}
 	sc.SetDefaults()

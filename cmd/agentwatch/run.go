@@ -34,6 +34,7 @@ type runOptions struct {
 	snsTopicArn   string
 	shutdown      time.Duration
 	adaptive      stuck.Adaptive
+	reconcile     *reconcileFlags
 }
 
 func newRunCommand(g *globals) *cobra.Command {
@@ -62,6 +63,7 @@ func newRunCommand(g *globals) *cobra.Command {
 	f.StringVar(&o.snsTopicArn, "alert-topic-arn", envOr("AGENTWATCH_ALERT_TOPIC_ARN", ""), "publish alerts to this SNS topic (env AGENTWATCH_ALERT_TOPIC_ARN)")
 	f.DurationVar(&o.shutdown, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown may take")
 	g.awsFeeds = registerAWSFeedFlags(f)
+	o.reconcile = registerReconcileFlags(f)
 	f.BoolVar(&o.adaptive.Enabled, "adaptive", false, "derive per-agent stage deadlines from each agent's own p99 stage durations")
 	f.Float64Var(&o.adaptive.Factor, "adaptive-factor", 3, "adaptive deadline = p99 x factor")
 	f.DurationVar(&o.adaptive.Floor, "adaptive-floor", 30*time.Second, "adaptive deadlines are at least this")
@@ -124,6 +126,13 @@ func (g *globals) workerApp(o *runOptions, logger *slog.Logger) (*fx.App, *httpa
 	}
 	opts = append(opts, mods...)
 	opts = append(opts, app.WorkerModule, alerts.Module, httpapi.Module)
+	if o.reconcile != nil {
+		rec, err := reconcileModules(o.reconcile)
+		if err != nil {
+			return nil, nil, err
+		}
+		opts = append(opts, rec...)
+	}
 	if o.demo {
 		opts = append(opts, fx.Supply(app.DemoConfig{Live: simulate.LiveConfig{Seed: o.demoSeed, SessionsPerSecond: o.demoRate,
 			DuplicateRate: 0.02, ReorderRate: 0.03, MalformedRate: 0.002}}), app.DemoModule)
