@@ -110,3 +110,19 @@ func BenchmarkFold(b *testing.B) {
 	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(float64(len(evs)), "events/op")
 }
+
+// BenchmarkApply folds events into the session aggregates only, the per-event part of
+// BenchmarkFold (materializing the read models is per session, once per rebuild).
+func BenchmarkApply(b *testing.B) {
+	evs := projectionstest.Shuffled(rand.New(rand.NewPCG(3, 4)), projectionstest.Sessions(1, 20_000, 8), 0.1)
+	b.ReportAllocs()
+	total := 0
+	for b.Loop() {
+		m := projections.NewModel()
+		for i := range evs {
+			m.Apply(&evs[i])
+		}
+		total += len(evs)
+	}
+	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "events/s")
+}

@@ -2,7 +2,6 @@ package agentstats
 
 import (
 	"sort"
-	"strconv"
 	"time"
 
 	"github.com/agentwatch/agentwatch/domain"
@@ -110,7 +109,7 @@ func (b *hourBucket) counters(into Counters) {
 		into.inc(prefixError+e, n)
 	}
 	for bin, n := range b.bins {
-		into.inc(prefixDurationBin+strconv.Itoa(int(bin)), n)
+		into.inc(durationCounter(bin), n)
 	}
 	for i, m := range b.stages {
 		for bin, n := range m {

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agentwatch/agentwatch/domain"
@@ -38,8 +39,33 @@ const (
 )
 
 // stageCounter names the counter of one bin of a stage's duration sketch.
-func stageCounter(stage int, bin int32) string {
-	return prefixStageBin + string(domain.Stages[stage]) + "." + strconv.Itoa(int(bin))
+func stageCounter(stage int, bin int32) string { return binCounter(stage, bin) }
+
+// durationCounter names the counter of one bin of the session duration sketch.
+func durationCounter(bin int32) string { return binCounter(-1, bin) }
+
+// binNames caches counter names of sketch bins: there are only a few hundred bins per
+// sketch, and materializing buckets names them over and over.
+var binNames sync.Map // binKey -> string
+
+type binKey struct {
+	stage int
+	bin   int32
+}
+
+func binCounter(stage int, bin int32) string {
+	k := binKey{stage, bin}
+	if v, ok := binNames.Load(k); ok {
+		return v.(string)
+	}
+	var name string
+	if stage < 0 {
+		name = prefixDurationBin + strconv.Itoa(int(bin))
+	} else {
+		name = prefixStageBin + string(domain.Stages[stage]) + "." + strconv.Itoa(int(bin))
+	}
+	binNames.Store(k, name)
+	return name
 }
 
 // Counters are the flat form of a bucket that stores keep: counter name -> value. Every
@@ -63,7 +89,7 @@ func (cs Counters) Add(c *Contribution, sign int64) {
 		cs.inc(prefixError+c.ErrorClass, sign)
 	}
 	if c.HasDuration {
-		cs.inc(prefixDurationBin+strconv.Itoa(int(c.DurationBin)), sign)
+		cs.inc(durationCounter(c.DurationBin), sign)
 	}
 	for i, ok := range c.HasStage {
 		if ok {
