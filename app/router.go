@@ -78,6 +78,10 @@ type RouterConfig struct {
 	RetryInitialInterval time.Duration
 	// RetryMaxInterval caps the backoff.
 	RetryMaxInterval time.Duration
+	// CloseTimeout bounds how long closing the router waits for in-flight messages;
+	// it must leave the rest of a graceful shutdown (final checkpoints, lease
+	// release) time within the process's shutdown timeout.
+	CloseTimeout time.Duration
 }
 
 // SetDefaults fills zero fields.
@@ -91,6 +95,9 @@ func (c *RouterConfig) SetDefaults() {
 	if c.RetryMaxInterval == 0 {
 		c.RetryMaxInterval = 2 * time.Second
 	}
+	if c.CloseTimeout == 0 {
+		c.CloseTimeout = 20 * time.Second
+	}
 }
 
 // NewRouter builds the Watermill router with the two handlers, behind Recoverer,
@@ -100,7 +107,7 @@ func NewRouter(cfg RouterConfig, journal JournalFeed, statusChanges StatusChange
 	projector *Projector, ingester *Ingester, reg prometheus.Registerer, logger *slog.Logger) (*message.Router, error) {
 	cfg.SetDefaults()
 	wlog := watermill.NewSlogLogger(logger)
-	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second}, wlog)
+	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: cfg.CloseTimeout}, wlog)
 	if err != nil {
 		return nil, fmt.Errorf("new router: %w", err)
 	}

@@ -76,6 +76,7 @@ func newRootCommand() *cobra.Command {
 	)
 	root.AddCommand(newBackfillCommand(g))
 	root.AddCommand(newExportCommand(g))
+	root.AddCommand(newHealthcheckCommand())
 	return root
 }
 

@@ -113,6 +113,10 @@ func (g *globals) workerApp(o *runOptions, logger *slog.Logger) (*fx.App, *httpa
 		cfg.Detector.Stuck.CompletionGrace = o.grace
 	}
 	cfg.Detector.Stuck.Adaptive = o.adaptive
+	if o.shutdown > 10*time.Second {
+		// Leave the feeds time to write final checkpoints and release leases.
+		cfg.Router.CloseTimeout = o.shutdown - 5*time.Second
+	}
 	cfg.SetDefaults()
 	mods, err := g.backendModules(true)
 	if err != nil {
