@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"strconv"
 	"sync"
@@ -16,8 +17,24 @@ import (
 	"github.com/agentwatch/agentwatch/app"
 	"github.com/agentwatch/agentwatch/domain"
 	"github.com/agentwatch/agentwatch/projections"
+	"github.com/agentwatch/agentwatch/projections/agentstats"
+	"github.com/agentwatch/agentwatch/projections/executionindex"
 	"github.com/agentwatch/agentwatch/projections/stuck"
 )
+
+// distinctEvents is storetest.GenerateEvents with session ids and ARNs that name the
+// seed, so that the journals of several seeds do not share sessions.
+func distinctEvents(seed uint64, n int, start time.Time) []domain.Event {
+	evs := storetest.GenerateEvents(seed, n, start)
+	suffix := "-" + strconv.FormatUint(seed, 10)
+	for i := range evs {
+		evs[i].SessionID += suffix
+		if evs[i].Exec.ExecutionArn != "" {
+			evs[i].Exec.ExecutionArn += suffix
+		}
+	}
+	return evs
+}
 
 // scanEvents is the size of BenchmarkScan's journal (AGENTWATCH_BENCH_SCAN_EVENTS
 // overrides it).
@@ -54,7 +71,7 @@ func sharedJournal(b *testing.B) (dir string, events int) {
 		want := scanEvents()
 		start := time.Now()
 		for seed := uint64(0); benchJournal.events < want; seed++ {
-			evs := storetest.GenerateEvents(seed, 10_000, day.Add(time.Duration(seed)*24*time.Hour))
+			evs := distinctEvents(seed, 10_000, day.Add(time.Duration(seed)*24*time.Hour))
 			evs = evs[:min(len(evs), want-benchJournal.events)]
 			if _, err := journal.Append(ctx, evs); err != nil {
 				benchJournal.err = err
@@ -93,7 +110,7 @@ func BenchmarkAppend(b *testing.B) {
 	const batch = 1000
 	var events []domain.Event
 	for seed := uint64(0); len(events) < b.N*batch; seed++ {
-		events = append(events, storetest.GenerateEvents(seed, 10_000, day.Add(time.Duration(seed)*24*time.Hour))...)
+		events = append(events, distinctEvents(seed, 10_000, day.Add(time.Duration(seed)*24*time.Hour))...)
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -112,6 +129,7 @@ func BenchmarkScan(b *testing.B) {
 	defer db.Close()
 	journal := sqlite.NewJournalStore(db)
 	b.ResetTimer()
+	cpu := processCPU()
 	for i := 0; i < b.N; i++ {
 		got := 0
 		if err := journal.Scan(b.Context(), func(batch []domain.Event) error { got += len(batch); return nil }); err != nil {
@@ -122,6 +140,7 @@ func BenchmarkScan(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric((processCPU()-cpu)/float64(b.N), "cpu-s/op")
 }
 
 // BenchmarkScanFold is the read side of a rebuild: scan the journal and fold it into
@@ -133,6 +152,7 @@ func BenchmarkScanFold(b *testing.B) {
 	defer db.Close()
 	journal := sqlite.NewJournalStore(db)
 	b.ResetTimer()
+	cpu := processCPU()
 	for i := 0; i < b.N; i++ {
 		m := projections.NewModel()
 		if err := journal.Scan(b.Context(), func(batch []domain.Event) error {
@@ -145,6 +165,7 @@ func BenchmarkScanFold(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric((processCPU()-cpu)/float64(b.N), "cpu-s/op")
 }
 
 // BenchmarkBulkLoad loads the read models of ~170k sessions (as many index items) into a
@@ -153,14 +174,8 @@ func BenchmarkBulkLoad(b *testing.B) {
 	const sessionsN = 170_000
 	m := projections.NewModel()
 	for seed := uint64(0); m.Len() < sessionsN; seed++ {
-		evs := storetest.GenerateEvents(seed, 10_000, day.Add(time.Duration(seed)*24*time.Hour))
+		evs := distinctEvents(seed, 10_000, day.Add(time.Duration(seed)*24*time.Hour))
 		for i := range evs {
-			// GenerateEvents reuses session ids across seeds: keep them apart.
-			suffix := "-" + strconv.FormatUint(seed, 10)
-			evs[i].SessionID += suffix
-			if evs[i].Exec.ExecutionArn != "" {
-				evs[i].Exec.ExecutionArn += suffix
-			}
 			m.Apply(&evs[i])
 		}
 	}
@@ -174,7 +189,9 @@ func BenchmarkBulkLoad(b *testing.B) {
 		stuckWrites = append(stuckWrites, app.StuckWrite{Entry: e, NextCheckMs: stuck.FirstCheckMs(day)})
 	}
 	b.Logf("%d sessions, %d index items, %d stats buckets, %d stuck entries", len(sessions), len(items), len(buckets), len(stuckWrites))
-	db := openDB(b)
+	db, err := sqlite.Open(b.Context(), b.TempDir(), slog.New(slog.DiscardHandler))
+	require.NoError(b, err)
+	defer db.Close()
 	store := sqlite.NewReadModelStore(db, 0)
 	b.ResetTimer()
 	var cpu float64
@@ -193,4 +210,92 @@ func BenchmarkBulkLoad(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(sessions)*b.N)/b.Elapsed().Seconds(), "sessions/s")
 	b.ReportMetric(cpu/float64(b.N), "cpu-s/op")
+}
+
+// BenchmarkProjectEvent is the live path: one journal event projected per commit
+// (load the session, apply, commit sessions, index, stats, stuck and the checkpoint).
+func BenchmarkProjectEvent(b *testing.B) {
+	db := openDB(b)
+	store := sqlite.NewReadModelStore(db, 0)
+	var events []domain.Event
+	for seed := uint64(0); len(events) < b.N; seed++ {
+		events = append(events, distinctEvents(seed, 10_000, day.Add(time.Duration(seed)*24*time.Hour))...)
+	}
+	ctx := b.Context()
+	b.ResetTimer()
+	start := processCPU()
+	for i := 0; i < b.N; i++ {
+		ev := &events[i]
+		loaded, err := store.LoadSessions(ctx, []string{ev.SessionID})
+		if err != nil {
+			b.Fatal(err)
+		}
+		before := loaded[ev.SessionID]
+		after := before.Session.Clone()
+		after.Apply(ev)
+		batch := app.Batch{
+			Sessions:   []app.SessionWrite{{Session: after, Version: before.Version}},
+			Index:      executionindex.Changed(&before.Session, &after, nil),
+			Checkpoint: &app.Checkpoint{Name: "projector", Position: strconv.Itoa(i)},
+		}
+		cb, okb := agentstats.ContributionOf(&before.Session)
+		ca, oka := agentstats.ContributionOf(&after)
+		batch.Stats = agentstats.Deltas(&cb, okb, &ca, oka)
+		if e, _ := stuck.EntryOf(&after); e.Outcome != domain.OutcomeEmpty {
+			batch.Stuck = []app.StuckWrite{{Entry: e, NextCheckMs: day.UnixMilli()}}
+		}
+		if err := store.Commit(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric((processCPU()-start)/float64(b.N)*1e6, "cpu-µs/event")
+}
+
+// BenchmarkRebuild is a rebuild's heavy part end to end over the scan benchmark's
+// journal: scan and fold it into projections.Model, then bulk-load a new generation.
+func BenchmarkRebuild(b *testing.B) {
+	dir, n := sharedJournal(b)
+	db, err := sqlite.Open(b.Context(), dir, nil)
+	require.NoError(b, err)
+	defer db.Close()
+	journal := sqlite.NewJournalStore(db)
+	store := sqlite.NewReadModelStore(db, 0)
+	b.ResetTimer()
+	var scan, load time.Duration
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		m := projections.NewModel()
+		if err := journal.Scan(b.Context(), func(batch []domain.Event) error {
+			for j := range batch {
+				m.Apply(&batch[j])
+			}
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+		sessions, items, buckets := m.SessionValues(), m.Index(), m.Stats()
+		var stuckWrites []app.StuckWrite
+		for _, e := range m.Stuck() {
+			stuckWrites = append(stuckWrites, app.StuckWrite{Entry: e, NextCheckMs: stuck.Never})
+		}
+		scan += time.Since(start)
+		start = time.Now()
+		gen := 100 + i
+		if err := store.BulkLoad(b.Context(), gen, sessions, items, buckets, stuckWrites); err != nil {
+			b.Fatal(err)
+		}
+		load += time.Since(start)
+		b.StopTimer()
+		if err := store.DropGeneration(b.Context(), gen); err != nil {
+			b.Fatal(err)
+		}
+		if i == 0 {
+			b.Logf("%d events: %d sessions, %d executions, %d buckets, %d stuck entries", n, len(sessions), len(items), len(buckets), len(stuckWrites))
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(scan.Seconds()/float64(b.N), "scan+fold-s/op")
+	b.ReportMetric(load.Seconds()/float64(b.N), "load-s/op")
 }

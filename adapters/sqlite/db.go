@@ -24,6 +24,7 @@ const (
 	busyTimeout  = 10 * time.Second
 	readConns    = 4
 	cacheSizeKiB = 64 << 10
+	bulkCacheKiB = 512 << 10
 	mmapSize     = 1 << 30
 )
 
@@ -43,6 +44,18 @@ type DB struct {
 
 	stmtMu sync.Mutex
 	stmts  map[stmtKey]*sql.Stmt
+
+	// ckpt is the connection that checkpoints the WAL, off the writers' path.
+	ckpt      *sql.DB
+	ckptWake  chan struct{}
+	ckptStop  chan struct{}
+	ckptDone  chan struct{}
+	ckptEvery time.Duration
+
+	// curGen caches the current read-model generation (see currentGeneration).
+	curGenMu sync.Mutex
+	curGen   int
+	curGenAt time.Time
 
 	closeOnce sync.Once
 	closeErr  error
@@ -76,9 +89,12 @@ func Open(ctx context.Context, dir string, logger *slog.Logger) (*DB, error) {
 	common.Add("_pragma", "temp_store(MEMORY)")
 
 	w := cloneValues(common)
-	w.Add("_pragma", "journal_mode(WAL)")
-	w.Add("_pragma", "synchronous(NORMAL)")
 	w.Add("_pragma", "journal_size_limit(67108864)")
+	// Writers never checkpoint: a commit that crosses the auto-checkpoint threshold would
+	// copy the WAL into the database before returning. The checkpointer does it instead.
+	w.Add("_pragma", "wal_autocheckpoint(0)")
+	w.Set("_journal_mode", "WAL")
+	w.Set("_synchronous", "NORMAL")
 	w.Set("_txlock", "immediate")
 	if db.write, err = sql.Open("sqlite", path+"?"+w.Encode()); err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
@@ -112,9 +128,60 @@ func Open(ctx context.Context, dir string, logger *slog.Logger) (*DB, error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 
+	c := cloneValues(common)
+	if db.ckpt, err = sql.Open("sqlite", path+"?"+c.Encode()); err != nil {
+		_ = db.read.Close()
+		_ = db.write.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	db.ckpt.SetMaxOpenConns(1)
+	db.ckptWake, db.ckptStop, db.ckptDone = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	db.ckptEvery = checkpointEvery
+	go db.checkpointLoop()
+
 	db.notify = acquireNotifier(path)
 	db.logger.Debug("sqlite opened")
 	return db, nil
+}
+
+// checkpointEvery is how often, at most, the checkpointer copies the WAL into the
+// database while writes go on.
+const checkpointEvery = time.Second
+
+// checkpointLoop checkpoints the WAL after writes (PASSIVE: it never blocks readers or
+// writers), at most once per checkpointEvery, until Close.
+func (db *DB) checkpointLoop() {
+	defer close(db.ckptDone)
+	for {
+		select {
+		case <-db.ckptStop:
+			return
+		case <-db.ckptWake:
+		}
+		var busy, frames, done int
+		start := time.Now()
+		err := db.ckpt.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &done)
+		if err != nil {
+			db.logger.Warn("sqlite checkpoint failed", "err", err)
+		} else if took := time.Since(start); took > 100*time.Millisecond {
+			db.logger.Debug("sqlite checkpoint", "frames", frames, "checkpointed", done, "took", took)
+		}
+		t := time.NewTimer(db.ckptEvery)
+		select {
+		case <-db.ckptStop:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// written tells the checkpointer that a write transaction committed.
+func (db *DB) written() {
+	select {
+	case db.ckptWake <- struct{}{}:
+	default:
+	}
 }
 
 func cloneValues(v url.Values) url.Values {
@@ -132,6 +199,8 @@ func (db *DB) Path() string { return db.path }
 // idempotent.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
+		close(db.ckptStop)
+		<-db.ckptDone
 		db.stmtMu.Lock()
 		var errs []error
 		for k, s := range db.stmts {
@@ -139,7 +208,7 @@ func (db *DB) Close() error {
 			delete(db.stmts, k)
 		}
 		db.stmtMu.Unlock()
-		errs = append(errs, db.read.Close(), db.write.Close())
+		errs = append(errs, db.ckpt.Close(), db.read.Close(), db.write.Close())
 		releaseNotifier(db.path)
 		if err := errors.Join(errs...); err != nil {
 			db.closeErr = fmt.Errorf("close sqlite %s: %w", db.path, err)
@@ -196,17 +265,8 @@ func (db *DB) writeTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	db.written()
 	return nil
-}
-
-// readTx runs fn in a read transaction: one consistent snapshot.
-func (db *DB) readTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return fmt.Errorf("begin read transaction: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	return fn(tx)
 }
 
 // journalAppended returns a channel that is closed at the next append to the journal

@@ -167,7 +167,7 @@ func TestBulkLoadMatchesModel(t *testing.T) {
 	require.Len(t, loaded, len(ids))
 	for _, s := range sessions {
 		got := loaded[s.ID]
-		assert.Equal(t, int64(1), got.Version)
+		assert.NotZero(t, got.Version)
 		assert.True(t, s.Equal(&got.Session), "session %s", s.ID)
 	}
 	want := m.Index()
@@ -198,15 +198,60 @@ func TestBulkLoadMatchesModel(t *testing.T) {
 
 	// The live projector takes over from the loaded versions.
 	s0 := sessions[0]
-	require.NoError(t, store.Commit(ctx, app.Batch{Sessions: []app.SessionWrite{{Session: s0, Version: 1}}}))
-	// A second load of the same generation bumps versions, so a projector holding
-	// version 2 now conflicts instead of overwriting.
+	require.NoError(t, store.Commit(ctx, app.Batch{Sessions: []app.SessionWrite{{Session: s0, Version: loaded[s0.ID].Version}}}))
+	reloaded, err := store.LoadSessions(ctx, []string{s0.ID})
+	require.NoError(t, err)
+	// A second load of the same generation bumps versions, so a projector holding the
+	// version it read before now conflicts instead of overwriting.
 	require.NoError(t, store.BulkLoad(ctx, 3, sessions[:1], nil, nil, nil))
-	err = store.Commit(ctx, app.Batch{Sessions: []app.SessionWrite{{Session: s0, Version: 2}}})
+	err = store.Commit(ctx, app.Batch{Sessions: []app.SessionWrite{{Session: s0, Version: reloaded[s0.ID].Version}}})
 	require.ErrorIs(t, err, domain.ErrConflict)
 
 	// Loading does not touch the serving generation.
 	gen, err := store.CurrentGeneration(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, 1, gen)
+}
+
+// TestCommitFollowsSwitch: a projector on the current generation never writes a
+// session loaded from one generation into another, even when another process switches
+// generations between its load and its commit.
+func TestCommitFollowsSwitch(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	db, err := sqlite.Open(ctx, dir, nil)
+	require.NoError(t, err)
+	defer db.Close()
+	other, err := sqlite.Open(ctx, dir, nil) // the CLI's rebuild, say
+	require.NoError(t, err)
+	defer other.Close()
+
+	live := sqlite.NewReadModelStore(db, 0)
+	events := storetest.GenerateEvents(3, 1, day)
+	var s domain.Session
+	s.Apply(&events[0])
+	require.NoError(t, live.Commit(ctx, app.Batch{Sessions: []app.SessionWrite{{Session: s}}}))
+	loaded, err := live.LoadSessions(ctx, []string{s.ID})
+	require.NoError(t, err)
+
+	// The rebuild loads generation 2 (the session at its own version) and switches.
+	rebuild := sqlite.NewReadModelStore(other, 0)
+	require.NoError(t, rebuild.BulkLoad(ctx, 2, []domain.Session{s}, nil, nil, nil))
+	require.NoError(t, rebuild.SwitchGeneration(ctx, 2))
+
+	s.Apply(&events[1])
+	err = live.Commit(ctx, app.Batch{Sessions: []app.SessionWrite{{Session: s, Version: loaded[s.ID].Version}}})
+	require.ErrorIs(t, err, domain.ErrConflict, "loaded from generation 1, current is 2")
+
+	loaded, err = live.LoadSessions(ctx, []string{s.ID})
+	require.NoError(t, err)
+	require.NoError(t, live.Commit(ctx, app.Batch{Sessions: []app.SessionWrite{{Session: s, Version: loaded[s.ID].Version}}}))
+	got, err := sqlite.NewReadModelStore(other, 2).LoadSessions(ctx, []string{s.ID})
+	require.NoError(t, err)
+	landed := got[s.ID].Session
+	assert.True(t, s.Equal(&landed), "the commit landed in generation 2")
+	old, err := sqlite.NewReadModelStore(other, 1).LoadSessions(ctx, []string{s.ID})
+	require.NoError(t, err)
+	stale := old[s.ID].Session
+	assert.False(t, s.Equal(&stale), "and not in generation 1")
 }

@@ -23,11 +23,11 @@ import (
 // their versions (sessions_gN), the execution index (executions_gN), agent stats
 // counters (agent_stats_gN) and stuck-detector entries (stuck_gN). A rebuild fills a new
 // generation next to the one serving and switches the current generation atomically
-// (SwitchGeneration); a store made for generation 0 follows the current one, call by
-// call.
+// (SwitchGeneration); a store made for generation 0 follows the current one.
 //
 // It is safe for concurrent use, also by several processes: every Commit is one write
-// transaction guarded by session versions.
+// transaction guarded by session versions. Rows are stored in a compact binary form
+// (codec.go); keys and what the indexes sort on are plain columns.
 type ReadModelStore struct {
 	db  *DB
 	gen int
@@ -42,25 +42,25 @@ var (
 )
 
 // NewReadModelStore returns the read models of generation gen, or of whatever
-// generation is current at each call when gen is 0 (what query-side readers want).
-// Projectors should name their generation, so that a switch never redirects their
-// writes halfway.
+// generation is current when gen is 0. Readers of generation 0 may see a switch made
+// by another process up to currentGenTTL late; a projector on generation 0 never mixes
+// generations: Commit writes to the generation current inside its transaction and
+// refuses session versions read from another one (domain.ErrConflict: reload, retry).
 func NewReadModelStore(db *DB, gen int) *ReadModelStore {
 	return &ReadModelStore{db: db, gen: gen, now: time.Now}
 }
 
 // genSQL is the SQL of one generation's tables.
 type genSQL struct {
-	t              genTables
-	loadSessions   string
-	insertSession  string
-	updateSession  string
-	upsertExec     string
-	getExec        string
-	addStat        string
-	deleteZeroStat string
-	upsertStuck    string
-	deleteStuck    string
+	t               genTables
+	loadSessions    string
+	insertSession   string
+	updateSession   string
+	upsertExec      string
+	getExec         string
+	deleteZeroStats string
+	upsertStuck     string
+	deleteStuck     string
 }
 
 var genSQLCache sync.Map // int -> *genSQL
@@ -82,10 +82,8 @@ func sqlOf(gen int) *genSQL {
 			ON CONFLICT (execution_arn) DO UPDATE SET agent_name = excluded.agent_name, status = excluded.status,
 				start_date = excluded.start_date, session_id = excluded.session_id, rank = excluded.rank, item = excluded.item
 			WHERE excluded.rank >= ` + t.executions + `.rank`,
-		getExec: `SELECT ` + execColumns + ` FROM ` + t.executions + ` WHERE execution_arn = ?`,
-		addStat: `INSERT INTO ` + t.stats + ` (agent, bucket, counter, value) VALUES (?, ?, ?, ?)
-			ON CONFLICT (agent, bucket, counter) DO UPDATE SET value = value + excluded.value RETURNING value`,
-		deleteZeroStat: `DELETE FROM ` + t.stats + ` WHERE agent = ? AND bucket = ? AND counter = ? AND value = 0`,
+		getExec:         `SELECT ` + execColumns + ` FROM ` + t.executions + ` WHERE execution_arn = ?`,
+		deleteZeroStats: `DELETE FROM ` + t.stats + ` WHERE agent = ? AND bucket = ? AND value = 0`,
 		upsertStuck: `INSERT INTO ` + t.stuckT + ` (session_id, next_check_ms, entry) VALUES (?, ?, ?)
 			ON CONFLICT (session_id) DO UPDATE SET next_check_ms = excluded.next_check_ms, entry = excluded.entry`,
 		deleteStuck: `DELETE FROM ` + t.stuckT + ` WHERE session_id = ?`,
@@ -94,29 +92,110 @@ func sqlOf(gen int) *genSQL {
 	return v.(*genSQL)
 }
 
-type querier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+// addStatsSQL adds n counter deltas at once.
+func (q *genSQL) addStatsSQL(n int) string {
+	return `INSERT INTO ` + q.t.stats + ` (agent, bucket, counter, value) VALUES (?, ?, ?, ?)` + strings.Repeat(`, (?, ?, ?, ?)`, n-1) +
+		` ON CONFLICT (agent, bucket, counter) DO UPDATE SET value = value + excluded.value`
+}
+
+// statsPerStmt caps the counters of one statement.
+const statsPerStmt = 32
+
+// statChanges flattens deltas into counter changes, merged per counter, in a fixed
+// order, and lists the buckets they touch.
+func statChanges(deltas []agentstats.Delta) (changes []statChange, buckets [][2]string) {
+	byKey := map[statKey]int64{}
+	for _, d := range deltas {
+		for c, v := range d.Counters {
+			byKey[statKey{d.Agent, d.Bucket, c}] += v
+		}
+	}
+	seen := map[[2]string]bool{}
+	for k, v := range byKey {
+		if v == 0 {
+			continue
+		}
+		changes = append(changes, statChange{k, v})
+		if b := [2]string{k.agent, k.bucket}; !seen[b] {
+			seen[b] = true
+			buckets = append(buckets, b)
+		}
+	}
+	slices.SortFunc(changes, compareStatKeys)
+	slices.SortFunc(buckets, func(a, b [2]string) int { return strings.Compare(a[0]+"\x00"+a[1], b[0]+"\x00"+b[1]) })
+	return changes, buckets
+}
+
+type statKey struct{ agent, bucket, counter string }
+
+type statChange struct {
+	statKey
+	delta int64
 }
 
 const currentGenSQL = `SELECT gen FROM generations WHERE current = 1`
 
-// generation is the store's generation, or the current one read through q.
-func (s *ReadModelStore) generation(ctx context.Context, q querier) (int, error) {
+// currentGenTTL bounds how long a generation switch by another process goes unseen by
+// reads. Commits never act on a stale generation: they check it inside their
+// transaction (see Commit).
+const currentGenTTL = 250 * time.Millisecond
+
+// generation is the store's generation, or the current one (cached for
+// currentGenTTL).
+func (s *ReadModelStore) generation(ctx context.Context) (int, error) {
 	if s.gen > 0 {
 		return s.gen, nil
 	}
+	return s.db.currentGeneration(ctx)
+}
+
+func (db *DB) currentGeneration(ctx context.Context) (int, error) {
+	db.curGenMu.Lock()
+	defer db.curGenMu.Unlock()
+	if db.curGen > 0 && time.Since(db.curGenAt) < currentGenTTL {
+		return db.curGen, nil
+	}
+	st, err := db.stmt(ctx, db.read, currentGenSQL)
+	if err != nil {
+		return 0, err
+	}
 	var gen int
-	if err := q.QueryRowContext(ctx, currentGenSQL).Scan(&gen); err != nil {
+	if err := st.QueryRowContext(ctx).Scan(&gen); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return 0, fmt.Errorf("no current read-model generation: %w", domain.ErrNotFound)
 		}
 		return 0, fmt.Errorf("current read-model generation: %w", err)
 	}
+	db.curGen, db.curGenAt = gen, time.Now()
 	return gen, nil
 }
 
+// setCurrentGeneration updates the cache (gen 0: forget it).
+func (db *DB) setCurrentGeneration(gen int) {
+	db.curGenMu.Lock()
+	db.curGen, db.curGenAt = gen, time.Now()
+	db.curGenMu.Unlock()
+}
+
+// Versions handed out by LoadSessions carry the generation they were read from in their
+// high 32 bits, so that a projector that loaded a session from one generation can
+// never commit it into another (a store following the current generation across a
+// switch): the version check fails and the projector reloads.
+const versionGenShift = 32
+
+func taggedVersion(gen int, stored int64) int64 { return int64(gen)<<versionGenShift | stored }
+
+// storedVersion returns the stored version that v names in generation gen, or false when
+// v was read from another generation.
+func storedVersion(gen int, v int64) (int64, bool) {
+	if v>>versionGenShift != int64(gen) {
+		return 0, false
+	}
+	return v & (1<<versionGenShift - 1), true
+}
+
 func (s *ReadModelStore) readSQL(ctx context.Context) (*genSQL, error) {
-	gen, err := s.generation(ctx, s.db.read)
+	gen, err := s.generation(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -125,16 +204,18 @@ func (s *ReadModelStore) readSQL(ctx context.Context) (*genSQL, error) {
 
 // LoadSessions returns the stored sessions among ids with their versions. Sessions that
 // are not stored are absent from the map (their zero VersionedSession, version 0, is
-// what a new session starts from).
+// what a new session starts from). Versions are opaque: they name the generation they
+// were read from, too.
 func (s *ReadModelStore) LoadSessions(ctx context.Context, ids []string) (map[string]app.VersionedSession, error) {
 	out := make(map[string]app.VersionedSession, len(ids))
 	if len(ids) == 0 {
 		return out, nil
 	}
-	q, err := s.readSQL(ctx)
+	gen, err := s.generation(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load %d sessions: %w", len(ids), err)
 	}
+	q := sqlOf(gen)
 	idsJSON, err := json.Marshal(ids)
 	if err != nil {
 		return nil, fmt.Errorf("load %d sessions: %w", len(ids), err)
@@ -158,6 +239,7 @@ func (s *ReadModelStore) LoadSessions(ctx context.Context, ids []string) (map[st
 		if err := decodeSession(raw, &vs.Session); err != nil {
 			return nil, fmt.Errorf("load session %s: %w", id, err)
 		}
+		vs.Version = taggedVersion(gen, vs.Version)
 		out[id] = vs
 	}
 	if err := rows.Err(); err != nil {
@@ -211,21 +293,36 @@ func (e *conflictError) Unwrap() error { return domain.ErrConflict }
 
 // commitStmts are the statements of a commit, prepared on the write connection.
 type commitStmts struct {
-	insertSession, updateSession, upsertExec, addStat, deleteZeroStat, upsertStuck, deleteStuck, setCheckpoint *sql.Stmt
+	gen                                                                                                            int
+	currentGen, insertSession, updateSession, upsertExec, deleteZeroStats, upsertStuck, deleteStuck, setCheckpoint *sql.Stmt
+	// addStats[n] adds n counters.
+	addStats map[int]*sql.Stmt
 }
 
-func (s *ReadModelStore) commitStmts(ctx context.Context) (*commitStmts, error) {
-	gen, err := s.generation(ctx, s.db.read)
+func (s *ReadModelStore) commitStmts(ctx context.Context, changes []statChange) (*commitStmts, error) {
+	gen, err := s.generation(ctx)
 	if err != nil {
 		return nil, err
 	}
 	q := sqlOf(gen)
-	st, err := s.db.writeStmts(ctx, q.insertSession, q.updateSession, q.upsertExec, q.addStat, q.deleteZeroStat,
-		q.upsertStuck, q.deleteStuck, setCheckpointSQL)
+	queries := []string{currentGenSQL, q.insertSession, q.updateSession, q.upsertExec, q.deleteZeroStats, q.upsertStuck, q.deleteStuck, setCheckpointSQL}
+	var sizes []int
+	for lo := 0; lo < len(changes); lo += statsPerStmt {
+		n := min(statsPerStmt, len(changes)-lo)
+		if !slices.Contains(sizes, n) {
+			sizes = append(sizes, n)
+			queries = append(queries, q.addStatsSQL(n))
+		}
+	}
+	st, err := s.db.writeStmts(ctx, queries...)
 	if err != nil {
 		return nil, err
 	}
-	return &commitStmts{st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7]}, nil
+	cs := &commitStmts{gen, st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7], map[int]*sql.Stmt{}}
+	for i, n := range sizes {
+		cs.addStats[n] = st[8+i]
+	}
+	return cs, nil
 }
 
 // Commit writes the batch in one transaction: sessions under their version check,
@@ -234,24 +331,36 @@ func (s *ReadModelStore) commitStmts(ctx context.Context) (*commitStmts, error) 
 // upserted or deleted, and the checkpoint. When a session's version moved, nothing is
 // written and the error matches domain.ErrConflict.
 //
-// A store that follows the current generation (generation 0) resolves it when the
-// commit starts: a commit that races with SwitchGeneration lands in the generation
-// that was current before the switch.
+// A store that follows the current generation (generation 0) writes to the generation
+// that is current inside the commit's transaction; a session version read from another
+// generation (a switch in between) is a conflict, so the projector reloads from the
+// new one.
 func (s *ReadModelStore) Commit(ctx context.Context, b app.Batch) error {
 	enc := encodeBatch(&b, domain.FormatTime(s.now()))
-	cs, err := s.commitStmts(ctx)
+	changes, buckets := statChanges(b.Stats)
+	cs, err := s.commitStmts(ctx, changes)
 	if err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	err = s.db.writeTx(ctx, func(tx *sql.Tx) error {
 		bind := func(st *sql.Stmt) *sql.Stmt { return tx.StmtContext(ctx, st) }
+		if s.gen == 0 {
+			var cur int
+			if err := bind(cs.currentGen).QueryRowContext(ctx).Scan(&cur); err != nil {
+				return fmt.Errorf("current generation: %w", err)
+			}
+			if cur != cs.gen {
+				s.db.setCurrentGeneration(0)
+				return fmt.Errorf("the current generation moved from %d to %d: %w", cs.gen, cur, domain.ErrConflict)
+			}
+		}
 		if err := writeSessions(ctx, bind, cs, b.Sessions, enc.sessions); err != nil {
 			return err
 		}
 		if err := writeIndex(ctx, bind, cs, b.Index, enc.items); err != nil {
 			return err
 		}
-		if err := addStats(ctx, bind, cs, b.Stats); err != nil {
+		if err := addStats(ctx, bind, cs, changes, buckets); err != nil {
 			return err
 		}
 		if err := writeStuck(ctx, bind, cs, b.Stuck, enc.stuck); err != nil {
@@ -280,7 +389,11 @@ func writeSessions(ctx context.Context, bind func(*sql.Stmt) *sql.Stmt, cs *comm
 		if w.Version == 0 {
 			res, err = ins.ExecContext(ctx, w.Session.ID, enc[i])
 		} else {
-			res, err = upd.ExecContext(ctx, enc[i], w.Session.ID, w.Version)
+			v, ok := storedVersion(cs.gen, w.Version)
+			if !ok {
+				return &conflictError{sessionID: w.Session.ID, version: w.Version}
+			}
+			res, err = upd.ExecContext(ctx, enc[i], w.Session.ID, v)
 		}
 		if err != nil {
 			return fmt.Errorf("write session %s: %w", w.Session.ID, err)
@@ -310,26 +423,26 @@ func writeIndex(ctx context.Context, bind func(*sql.Stmt) *sql.Stmt, cs *commitS
 	return nil
 }
 
-func addStats(ctx context.Context, bind func(*sql.Stmt) *sql.Stmt, cs *commitStmts, deltas []agentstats.Delta) error {
-	if len(deltas) == 0 {
+func addStats(ctx context.Context, bind func(*sql.Stmt) *sql.Stmt, cs *commitStmts, changes []statChange, buckets [][2]string) error {
+	if len(changes) == 0 {
 		return nil
 	}
-	add, del := bind(cs.addStat), bind(cs.deleteZeroStat)
-	for _, d := range deltas {
-		for counter, v := range d.Counters {
-			if v == 0 {
-				continue
-			}
-			var sum int64
-			if err := add.QueryRowContext(ctx, d.Agent, d.Bucket, counter, v).Scan(&sum); err != nil {
-				return fmt.Errorf("add stats %s/%s/%s: %w", d.Agent, d.Bucket, counter, err)
-			}
-			if sum != 0 {
-				continue
-			}
-			if _, err := del.ExecContext(ctx, d.Agent, d.Bucket, counter); err != nil {
-				return fmt.Errorf("delete stats %s/%s/%s: %w", d.Agent, d.Bucket, counter, err)
-			}
+	args := make([]any, 0, 4*statsPerStmt)
+	for lo := 0; lo < len(changes); lo += statsPerStmt {
+		chunk := changes[lo:min(lo+statsPerStmt, len(changes))]
+		args = args[:0]
+		for _, c := range chunk {
+			args = append(args, c.agent, c.bucket, c.counter, c.delta)
+		}
+		if _, err := bind(cs.addStats[len(chunk)]).ExecContext(ctx, args...); err != nil {
+			return fmt.Errorf("add stats: %w", err)
+		}
+	}
+	// Counters that reached zero go, so that equal buckets have equal counters.
+	del := bind(cs.deleteZeroStats)
+	for _, b := range buckets {
+		if _, err := del.ExecContext(ctx, b[0], b[1]); err != nil {
+			return fmt.Errorf("delete zero stats of %s/%s: %w", b[0], b[1], err)
 		}
 	}
 	return nil
@@ -634,7 +747,7 @@ func (s *ReadModelStore) DeleteEntry(ctx context.Context, sessionID string, prev
 // ifNextCheck runs a statement on the stuck table (named by %s) that must change
 // exactly the entry whose next check is prev.
 func (s *ReadModelStore) ifNextCheck(ctx context.Context, prev int64, stmt string, args ...any) error {
-	gen, err := s.generation(ctx, s.db.read)
+	gen, err := s.generation(ctx)
 	if err != nil {
 		return err
 	}
@@ -751,6 +864,7 @@ func (s *ReadModelStore) SwitchGeneration(ctx context.Context, gen int) error {
 	if err != nil {
 		return fmt.Errorf("switch to generation %d: %w", gen, err)
 	}
+	s.db.setCurrentGeneration(gen)
 	s.db.logger.Info("read-model generation switched", "generation", gen)
 	return nil
 }
@@ -782,15 +896,15 @@ func (s *ReadModelStore) DropGeneration(ctx context.Context, gen int) error {
 }
 
 // BulkLoad writes a folded state into generation gen (created when missing) in one
-// transaction, for a rebuild: sessions are stored (at version 1, or one above the
-// stored version), index items upserted under the rank guard with indexedAt stamped
-// (unless set), stats counters set to the buckets' values, stuck writes applied. Rows
-// it is not given are left as they are. Sessions, items and stuck entries must not
-// repeat a key.
+// transaction, for a rebuild: sessions are stored (at a first version, or one above
+// the stored version, so that a projector holding an older one conflicts), index items
+// upserted under the rank guard with indexedAt stamped (unless set), stats counters set
+// to the buckets' values, stuck writes applied. Rows it is not given are left as they
+// are. Sessions, items and stuck entries must not repeat a key.
 //
-// Loading a fresh (empty) generation is the fast path: the indexes are dropped, rows
-// appended in key order by multi-row inserts while another goroutine encodes ahead,
-// and the indexes built once at the end.
+// Rows are appended in key order by multi-row inserts while other goroutines encode
+// ahead. Loading a fresh (empty) generation also drops the secondary indexes and
+// builds each once at the end.
 func (s *ReadModelStore) BulkLoad(ctx context.Context, gen int, sessions []domain.Session, items []executionindex.Item,
 	buckets []agentstats.Bucket, stuckWrites []app.StuckWrite) error {
 	if gen < 1 {
@@ -830,10 +944,22 @@ func (s *ReadModelStore) BulkLoad(ctx context.Context, gen int, sessions []domai
 		return encodeEntry(b, &stuckWrites[i].Entry)
 	})
 
+	var rowsTook, indexTook time.Duration
 	err = s.db.writeTx(ctx, func(tx *sql.Tx) error {
 		if err := createGeneration(ctx, tx, gen); err != nil {
 			return err
 		}
+		// A load writes far more pages than the cache holds: let it hold them (it spills
+		// to the WAL otherwise, and the index builds read them back), and let the index
+		// builds sort on two threads.
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA cache_size = -%d`, bulkCacheKiB)); err != nil {
+			return err
+		}
+		defer tx.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf(`PRAGMA cache_size = -%d`, cacheSizeKiB))
+		if _, err := tx.ExecContext(ctx, `PRAGMA threads = 2`); err != nil {
+			return err
+		}
+		rowsStart := time.Now()
 		var rows int
 		if err := tx.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM (SELECT 1 FROM `+t.sessions+` LIMIT 1)) +
 			(SELECT count(*) FROM (SELECT 1 FROM `+t.executions+` LIMIT 1)) + (SELECT count(*) FROM (SELECT 1 FROM `+t.stuckT+` LIMIT 1))`).Scan(&rows); err != nil {
@@ -841,21 +967,17 @@ func (s *ReadModelStore) BulkLoad(ctx context.Context, gen int, sessions []domai
 		}
 		fresh := rows == 0
 		if fresh {
-			for _, ix := range t.indexNames() {
+			// The tables are their key indexes and rows arrive in key order: they grow
+			// by appends.
+			for _, ix := range t.secondaryIndexNames() {
 				if _, err := tx.ExecContext(ctx, `DROP INDEX IF EXISTS `+ix); err != nil {
 					return fmt.Errorf("drop index %s: %w", ix, err)
 				}
 			}
 		}
-		upsert := func(tail string) string {
-			if fresh {
-				return "" // no key index to conflict on: plain appends
-			}
-			return tail
-		}
 
 		ins := newMultiInsert(tx, `INSERT INTO `+t.sessions+` (id, version, session) VALUES `, 3,
-			upsert(` ON CONFLICT (id) DO UPDATE SET version = version + 1, session = excluded.session`))
+			` ON CONFLICT (id) DO UPDATE SET version = version + 1, session = excluded.session`)
 		for c := range encSessions {
 			for k, i := range c.idx {
 				if err := ins.add(ctx, sessions[i].ID, 1, c.data[k]); err != nil {
@@ -868,9 +990,9 @@ func (s *ReadModelStore) BulkLoad(ctx context.Context, gen int, sessions []domai
 		}
 
 		ins = newMultiInsert(tx, `INSERT INTO `+t.executions+` (execution_arn, agent_name, status, start_date, session_id, rank, item) VALUES `, 7,
-			upsert(` ON CONFLICT (execution_arn) DO UPDATE SET agent_name = excluded.agent_name, status = excluded.status,
+			` ON CONFLICT (execution_arn) DO UPDATE SET agent_name = excluded.agent_name, status = excluded.status,
 				start_date = excluded.start_date, session_id = excluded.session_id, rank = excluded.rank, item = excluded.item
-				WHERE excluded.rank >= `+t.executions+`.rank`))
+				WHERE excluded.rank >= `+t.executions+`.rank`)
 		for c := range encItems {
 			for k, i := range c.idx {
 				it := &items[i]
@@ -885,17 +1007,15 @@ func (s *ReadModelStore) BulkLoad(ctx context.Context, gen int, sessions []domai
 
 		ins = newMultiInsert(tx, `INSERT INTO `+t.stats+` (agent, bucket, counter, value) VALUES `, 4,
 			` ON CONFLICT (agent, bucket, counter) DO UPDATE SET value = excluded.value`)
-		for _, b := range buckets {
-			for c, v := range b.Counters {
-				if v == 0 {
-					if _, err := tx.ExecContext(ctx, `DELETE FROM `+t.stats+` WHERE agent = ? AND bucket = ? AND counter = ?`, b.Agent, b.Bucket, c); err != nil {
-						return fmt.Errorf("load stats: %w", err)
-					}
-					continue
-				}
-				if err := ins.add(ctx, b.Agent, b.Bucket, c, v); err != nil {
+		for _, c := range statRows(buckets) {
+			if c.delta == 0 {
+				if _, err := tx.ExecContext(ctx, `DELETE FROM `+t.stats+` WHERE agent = ? AND bucket = ? AND counter = ?`, c.agent, c.bucket, c.counter); err != nil {
 					return fmt.Errorf("load stats: %w", err)
 				}
+				continue
+			}
+			if err := ins.add(ctx, c.agent, c.bucket, c.counter, c.delta); err != nil {
+				return fmt.Errorf("load stats: %w", err)
 			}
 		}
 		if err := ins.flush(ctx); err != nil {
@@ -903,7 +1023,7 @@ func (s *ReadModelStore) BulkLoad(ctx context.Context, gen int, sessions []domai
 		}
 
 		ins = newMultiInsert(tx, `INSERT INTO `+t.stuckT+` (session_id, next_check_ms, entry) VALUES `, 3,
-			upsert(` ON CONFLICT (session_id) DO UPDATE SET next_check_ms = excluded.next_check_ms, entry = excluded.entry`))
+			` ON CONFLICT (session_id) DO UPDATE SET next_check_ms = excluded.next_check_ms, entry = excluded.entry`)
 		for c := range encStuck {
 			for k, i := range c.idx {
 				w := &stuckWrites[i]
@@ -924,21 +1044,46 @@ func (s *ReadModelStore) BulkLoad(ctx context.Context, gen int, sessions []domai
 			return fmt.Errorf("load stuck entries: %w", err)
 		}
 
+		rowsTook = time.Since(rowsStart)
 		if fresh {
-			for _, ddl := range slices.Concat(t.keyDDL(), t.indexDDL()) {
+			for _, ddl := range t.indexDDL() {
 				if _, err := tx.ExecContext(ctx, ddl); err != nil {
 					return fmt.Errorf("create index: %q: %w", ddl, err)
 				}
 			}
 		}
+		indexTook = time.Since(rowsStart) - rowsTook
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("bulk load generation %d: %w", gen, err)
 	}
 	s.db.logger.Info("read-model generation loaded", "generation", gen, "sessions", len(sessions),
-		"executions", len(items), "buckets", len(buckets), "stuck", len(stuckWrites), "took", time.Since(start))
+		"executions", len(items), "buckets", len(buckets), "stuck", len(stuckWrites),
+		"rows", rowsTook, "indexes", indexTook, "took", time.Since(start))
 	return nil
+}
+
+// statRows flattens buckets into their counters, sorted by key (appends, again).
+func statRows(buckets []agentstats.Bucket) []statChange {
+	var out []statChange
+	for _, b := range buckets {
+		for c, v := range b.Counters {
+			out = append(out, statChange{statKey{b.Agent, b.Bucket, c}, v})
+		}
+	}
+	slices.SortFunc(out, compareStatKeys)
+	return out
+}
+
+func compareStatKeys(a, b statChange) int {
+	if c := strings.Compare(a.agent, b.agent); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.bucket, b.bucket); c != 0 {
+		return c
+	}
+	return strings.Compare(a.counter, b.counter)
 }
 
 // keyOrder returns the indexes of n elements sorted by key: inserting in key order
@@ -949,7 +1094,10 @@ func keyOrder(n int, key func(i int) string) ([]int32, error) {
 	for i := range idx {
 		idx[i] = int32(i)
 	}
-	slices.SortFunc(idx, func(a, b int32) int { return strings.Compare(key(int(a)), key(int(b))) })
+	cmp := func(a, b int32) int { return strings.Compare(key(int(a)), key(int(b))) }
+	if !slices.IsSortedFunc(idx, cmp) { // the model hands them over sorted already
+		slices.SortFunc(idx, cmp)
+	}
 	for i := 1; i < n; i++ {
 		if k := key(int(idx[i])); k == key(int(idx[i-1])) {
 			return nil, fmt.Errorf("%q appears twice", k)

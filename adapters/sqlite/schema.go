@@ -31,7 +31,7 @@ CREATE TABLE journal (
 	status TEXT NOT NULL,
 	ts     INTEGER NOT NULL, -- event time, unix ms
 	item   TEXT NOT NULL,    -- the domain.JournalItem, JSON
-	ev     BLOB,             -- the rest of the item in binary (eventcodec.go), NULL when
+	ev     BLOB,             -- the rest of the item in binary (codec.go), NULL when
 	                         -- it holds nothing but PK, SK, Status and Timestamp
 	UNIQUE (pk, sk)
 );
@@ -162,25 +162,25 @@ func tablesOf(gen int) genTables {
 	}
 }
 
-// tableDDL creates the tables of a generation. Tables with large rows keep a rowid and
-// a separate unique index on their key: a bulk load then appends to both b-trees in key
-// order, and can drop the indexes and build them once afterwards (keyDDL, indexDDL).
+// tableDDL creates the tables of a generation. They are keyed WITHOUT ROWID: one
+// b-tree per table instead of a table and a key index, which is a page less to write
+// per table in every commit, and a bulk load appends to it in key order.
 func (t genTables) tableDDL() []string {
 	return []string{
 		`CREATE TABLE IF NOT EXISTS ` + t.sessions + ` (
-			id      TEXT NOT NULL,
+			id      TEXT PRIMARY KEY,
 			version INTEGER NOT NULL,
 			session BLOB NOT NULL -- domain.Session, binary (codec.go)
-		)`,
+		) WITHOUT ROWID`,
 		`CREATE TABLE IF NOT EXISTS ` + t.executions + ` (
-			execution_arn TEXT NOT NULL,
+			execution_arn TEXT PRIMARY KEY,
 			agent_name    TEXT NOT NULL,
 			status        TEXT NOT NULL,
 			start_date    TEXT NOT NULL,
 			session_id    TEXT NOT NULL,
 			rank          INTEGER NOT NULL,
 			item          BLOB NOT NULL -- the rest of the executionindex.Item, binary (codec.go)
-		)`,
+		) WITHOUT ROWID`,
 		`CREATE TABLE IF NOT EXISTS ` + t.stats + ` (
 			agent   TEXT NOT NULL,
 			bucket  TEXT NOT NULL,
@@ -189,23 +189,16 @@ func (t genTables) tableDDL() []string {
 			PRIMARY KEY (agent, bucket, counter)
 		) WITHOUT ROWID`,
 		`CREATE TABLE IF NOT EXISTS ` + t.stuckT + ` (
-			session_id    TEXT NOT NULL,
+			session_id    TEXT PRIMARY KEY,
 			next_check_ms INTEGER NOT NULL,
 			entry         BLOB NOT NULL -- the rest of the stuck.Entry, binary (codec.go)
-		)`,
+		) WITHOUT ROWID`,
 	}
 }
 
-// keyDDL creates the unique indexes that key the tables (and that upserts name).
-func (t genTables) keyDDL() []string {
-	return []string{
-		`CREATE UNIQUE INDEX IF NOT EXISTS ` + t.sessions + `_id ON ` + t.sessions + ` (id)`,
-		`CREATE UNIQUE INDEX IF NOT EXISTS ` + t.executions + `_arn ON ` + t.executions + ` (execution_arn)`,
-		`CREATE UNIQUE INDEX IF NOT EXISTS ` + t.stuckT + `_id ON ` + t.stuckT + ` (session_id)`,
-	}
-}
-
-// indexDDL creates the secondary indexes.
+// indexDDL creates the secondary indexes, which a bulk load of a fresh generation
+// drops and builds once at the end. Stats have none: a query over all agents scans
+// a table of a few counters per agent and bucket.
 func (t genTables) indexDDL() []string {
 	return []string{
 		// AgentDateIndex and StatusDateIndex of seed 000, plus one by date alone for
@@ -213,17 +206,14 @@ func (t genTables) indexDDL() []string {
 		`CREATE INDEX IF NOT EXISTS ` + t.executions + `_agent_date ON ` + t.executions + ` (agent_name, start_date, execution_arn)`,
 		`CREATE INDEX IF NOT EXISTS ` + t.executions + `_status_date ON ` + t.executions + ` (status, start_date, execution_arn)`,
 		`CREATE INDEX IF NOT EXISTS ` + t.executions + `_date ON ` + t.executions + ` (start_date, execution_arn)`,
-		`CREATE INDEX IF NOT EXISTS ` + t.stats + `_bucket ON ` + t.stats + ` (bucket)`,
 		`CREATE INDEX IF NOT EXISTS ` + t.stuckT + `_next ON ` + t.stuckT + ` (next_check_ms)`,
 	}
 }
 
-// indexNames names the indexes of keyDDL and indexDDL.
-func (t genTables) indexNames() []string {
+// secondaryIndexNames names the indexes of indexDDL.
+func (t genTables) secondaryIndexNames() []string {
 	return []string{
-		t.sessions + "_id", t.executions + "_arn", t.stuckT + "_id",
-		t.executions + "_agent_date", t.executions + "_status_date", t.executions + "_date",
-		t.stats + "_bucket", t.stuckT + "_next",
+		t.executions + "_agent_date", t.executions + "_status_date", t.executions + "_date", t.stuckT + "_next",
 	}
 }
 
@@ -235,7 +225,7 @@ func createGeneration(ctx context.Context, tx *sql.Tx, gen int) error {
 		return fmt.Errorf("generation %d: generations start at 1", gen)
 	}
 	t := tablesOf(gen)
-	for _, ddl := range slices.Concat(t.tableDDL(), t.keyDDL(), t.indexDDL()) {
+	for _, ddl := range slices.Concat(t.tableDDL(), t.indexDDL()) {
 		if _, err := tx.ExecContext(ctx, ddl); err != nil {
 			return fmt.Errorf("create generation %d: %q: %w", gen, firstLine(ddl), err)
 		}

@@ -60,8 +60,8 @@ var seedSuccess = []string{"initiated", "invocationStarted", "invocationSucceded
 // Agents are the agent names GenerateEvents uses.
 var Agents = []string{"research-agent", "billing-agent", "support-agent", "triage-agent"}
 
-// GenerateEvents returns the journal of n sessions that start around start, a few
-// seconds apart, deterministic for a seed: every flow of seed 002 (success, the four
+// GenerateEvents returns the journal of n sessions ("s-0000000", "s-0000001", ...) that
+// start around start, a few seconds apart, deterministic for a seed: every flow of seed 002 (success, the four
 // failure scenarios, in progress), Step Functions status changes (RUNNING and a
 // terminal status, redrives, late and repeated deliveries), an occasional unknown status,
 // and sessions with no execution events. Events are grouped by session, in time order.
