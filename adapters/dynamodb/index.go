@@ -2,8 +2,6 @@ package dynamodb
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"sort"
 
@@ -36,7 +34,7 @@ func (s *ReadModelStore) Get(ctx context.Context, executionArn string) (executio
 	return decodeIndexItem(out.Item)
 }
 
-// pageCursor is the position after which a page continues: the last item's startDate
+// executionindex.Cursor is the position after which a page continues: the last item's startDate
 // and ARN, the same keyset cursor as the embedded backend's.
 //
 // Why not DynamoDB's LastEvaluatedKey: the GSIs sort by startDate only, and items
@@ -44,27 +42,6 @@ func (s *ReadModelStore) Get(ctx context.Context, executionArn string) (executio
 // orders them by ARN; and an unfiltered listing merges six StatusDateIndex queries,
 // which have six LastEvaluatedKeys. A keyset cursor serves both: each page asks the
 // index from the cursor's startDate on and skips what is not after the cursor.
-type pageCursor struct {
-	StartDate string `json:"s"`
-	Arn       string `json:"a"`
-}
-
-func encodeCursor(it *executionindex.Item) string {
-	b, _ := json.Marshal(pageCursor{StartDate: it.StartDate, Arn: it.ExecutionArn})
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func decodeCursor(s string) (pageCursor, error) {
-	var c pageCursor
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err == nil {
-		err = json.Unmarshal(b, &c)
-	}
-	if err != nil || c.Arn == "" {
-		return c, &domain.FieldError{Field: "cursor", Reason: "is not a cursor this server returned"}
-	}
-	return c, nil
-}
 
 // before reports whether a comes before b in the order of a query.
 func before(a, b *executionindex.Item, ascending bool) bool {
@@ -101,9 +78,9 @@ func (s *ReadModelStore) Query(ctx context.Context, q executionindex.Query) (exe
 	if err != nil {
 		return executionindex.Page{}, fmt.Errorf("query executions: %w", err)
 	}
-	var cur *pageCursor
+	var cur *executionindex.Cursor
 	if q.Cursor != "" {
-		c, err := decodeCursor(q.Cursor)
+		c, err := executionindex.DecodeCursor(q.Cursor)
 		if err != nil {
 			return executionindex.Page{}, fmt.Errorf("query executions: %w", err)
 		}
@@ -184,7 +161,7 @@ func (s *ReadModelStore) Query(ctx context.Context, q executionindex.Query) (exe
 	page := executionindex.Page{Items: merged}
 	if len(merged) > q.Limit {
 		page.Items = merged[:q.Limit]
-		page.NextCursor = encodeCursor(&page.Items[q.Limit-1])
+		page.NextCursor = executionindex.EncodeCursor(&page.Items[q.Limit-1])
 	}
 	if page.Items == nil {
 		page.Items = []executionindex.Item{}
@@ -195,7 +172,7 @@ func (s *ReadModelStore) Query(ctx context.Context, q executionindex.Query) (exe
 // querySource reads one source in index order, skipping items not after the cursor,
 // until it has need items and every item sharing the last one's startDate, or the
 // source is exhausted.
-func (s *ReadModelStore) querySource(ctx context.Context, table string, src indexSource, ascending bool, cur *pageCursor, need int) ([]executionindex.Item, error) {
+func (s *ReadModelStore) querySource(ctx context.Context, table string, src indexSource, ascending bool, cur *executionindex.Cursor, need int) ([]executionindex.Item, error) {
 	b := expression.NewBuilder().WithKeyCondition(src.key)
 	pageSize := need
 	if src.filter != nil {

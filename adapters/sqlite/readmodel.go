@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -511,30 +510,6 @@ func scanExecItem(rows *sql.Rows, it *executionindex.Item) error {
 	return nil
 }
 
-// pageCursor is the position after which a page continues: the last item's startDate
-// and ARN (the order is total).
-type pageCursor struct {
-	StartDate string `json:"s"`
-	Arn       string `json:"a"`
-}
-
-func encodeCursor(it *executionindex.Item) string {
-	b, _ := json.Marshal(pageCursor{StartDate: it.StartDate, Arn: it.ExecutionArn})
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func decodeCursor(s string) (pageCursor, error) {
-	var c pageCursor
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err == nil {
-		err = json.Unmarshal(b, &c)
-	}
-	if err != nil || c.Arn == "" {
-		return c, &domain.FieldError{Field: "cursor", Reason: "is not a cursor this server returned"}
-	}
-	return c, nil
-}
-
 // Query answers an index query in startDate order (newest first unless q.Ascending),
 // ties broken by ARN, from the index that fits: (agent, startDate), (status,
 // startDate), or startDate alone. NextCursor is set exactly when more items follow.
@@ -569,7 +544,7 @@ func (s *ReadModelStore) Query(ctx context.Context, q executionindex.Query) (exe
 		cmp, order = `>`, `ASC`
 	}
 	if q.Cursor != "" {
-		c, err := decodeCursor(q.Cursor)
+		c, err := executionindex.DecodeCursor(q.Cursor)
 		if err != nil {
 			return executionindex.Page{}, fmt.Errorf("query executions: %w", err)
 		}
@@ -606,7 +581,7 @@ func (s *ReadModelStore) Query(ctx context.Context, q executionindex.Query) (exe
 		return executionindex.Page{}, fmt.Errorf("query executions: %w", err)
 	}
 	if more {
-		page.NextCursor = encodeCursor(&page.Items[len(page.Items)-1])
+		page.NextCursor = executionindex.EncodeCursor(&page.Items[len(page.Items)-1])
 	}
 	return page, nil
 }

@@ -2,6 +2,8 @@ package executionindex
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -79,4 +81,31 @@ func (q *Query) Match(it *Item) bool {
 		return false
 	}
 	return true
+}
+
+// Cursor is where a page continues: the last item's startDate and ARN (the order of
+// every query is total on that pair). Stores encode it as an opaque string.
+type Cursor struct {
+	StartDate string `json:"s"`
+	Arn       string `json:"a"`
+}
+
+// EncodeCursor is the opaque cursor of the page that follows it.
+func EncodeCursor(it *Item) string {
+	b, _ := json.Marshal(Cursor{StartDate: it.StartDate, Arn: it.ExecutionArn})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// DecodeCursor reads a cursor that EncodeCursor made; anything else is an error naming
+// the cursor field.
+func DecodeCursor(s string) (Cursor, error) {
+	var c Cursor
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err == nil {
+		err = json.Unmarshal(b, &c)
+	}
+	if err != nil || c.Arn == "" {
+		return c, &domain.FieldError{Field: "cursor", Reason: "is not a cursor this server returned"}
+	}
+	return c, nil
 }
