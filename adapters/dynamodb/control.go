@@ -86,6 +86,16 @@ func readCurrentGeneration(ctx context.Context, client *dynamodb.Client, control
 	return int(gen), nil
 }
 
+// EnsureCurrentGeneration makes generation 1 of the read models current when no
+// generation is (a worker started right after the stack was deployed, before anyone ran
+// `agentwatch migrate`), and returns the current generation. It is one conditional
+// write; concurrent callers agree on the result.
+func EnsureCurrentGeneration(ctx context.Context, client *dynamodb.Client, cfg Config) (int, error) {
+	cfg.SetDefaults()
+	gen, _, err := ensureCurrentGeneration(ctx, client, cfg.TablesOf(1).Control)
+	return gen, err
+}
+
 // ensureCurrentGeneration returns the current generation, making generation 1 current
 // when none is (created reports that).
 func ensureCurrentGeneration(ctx context.Context, client *dynamodb.Client, control string) (gen int, created bool, err error) {
