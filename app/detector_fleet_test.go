@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"testing"
 	"time"
 
@@ -26,28 +25,6 @@ import (
 type fakeClock struct{ t time.Time }
 
 func (c *fakeClock) Now() time.Time { return c.t }
-
-// seqTail reads the SQLite journal after a position.
-type seqTail struct{ j *sqlite.JournalStore }
-
-func (s seqTail) ReadAfter(ctx context.Context, pos string, limit int) ([]app.PositionedEvent, error) {
-	var seq int64
-	if pos != "" {
-		var err error
-		if seq, err = strconv.ParseInt(pos, 10, 64); err != nil {
-			return nil, err
-		}
-	}
-	rows, err := s.j.ReadAfter(ctx, seq, limit)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]app.PositionedEvent, len(rows))
-	for i, r := range rows {
-		out[i] = app.PositionedEvent{Position: strconv.FormatInt(r.Seq, 10), Event: r.Event}
-	}
-	return out, nil
-}
 
 // embedded is the embedded backend's stores on a temp file, on a fake clock.
 type embedded struct {
@@ -90,7 +67,7 @@ func (e *embedded) deliver(t testing.TB, objs []simulate.Object) {
 	require.NoError(t, simulate.WriteNDJSON(&body, objs))
 	_, err := e.ingester.IngestBody(context.Background(), "test", body.Bytes())
 	require.NoError(t, err)
-	_, err = e.projector.CatchUp(context.Background(), seqTail{e.journal}, e.cps, app.HandlerProject, 1000)
+	_, err = e.projector.CatchUp(context.Background(), sqlite.NewJournalTail(e.journal), e.cps, app.HandlerProject, 1000)
 	require.NoError(t, err)
 }
 

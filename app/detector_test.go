@@ -61,7 +61,7 @@ func stalledSession(t *testing.T, e *embedded, id string, at time.Time) {
 	}
 	_, err := e.ingester.IngestBody(context.Background(), "test", body)
 	require.NoError(t, err)
-	_, err = e.projector.CatchUp(context.Background(), seqTail{e.journal}, e.cps, app.HandlerProject, 1000)
+	_, err = e.projector.CatchUp(context.Background(), sqlite.NewJournalTail(e.journal), e.cps, app.HandlerProject, 1000)
 	require.NoError(t, err)
 }
 
@@ -118,7 +118,7 @@ func TestRebuildSendsNoAlert(t *testing.T) {
 	now := start.Add(24*time.Hour + 10*time.Second)
 	e.clock.t = now
 	cfg := stuck.DefaultConfig()
-	rb := app.NewRebuilder(e.journal, seqTail{e.journal}, sqlite.NewGenerationStore(e.db), e.cps, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	rb := app.NewRebuilder(e.journal, sqlite.NewJournalTail(e.journal), sqlite.NewGenerationStore(e.db), e.cps, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	rep, err := rb.Rebuild(context.Background(), app.RebuildOptions{Now: e.clock.Now})
 	require.NoError(t, err)
 	require.Positive(t, rep.StuckEntries)

@@ -75,7 +75,7 @@ func requireSameItems(t *testing.T, want, got []executionindex.Item) {
 }
 
 func rebuilder(e *embedded) *app.Rebuilder {
-	return app.NewRebuilder(e.journal, seqTail{e.journal}, sqlite.NewGenerationStore(e.db), e.cps, stuck.DefaultConfig(),
+	return app.NewRebuilder(e.journal, sqlite.NewJournalTail(e.journal), sqlite.NewGenerationStore(e.db), e.cps, stuck.DefaultConfig(),
 		slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 }
 
@@ -138,7 +138,7 @@ func TestRebuildUnderLiveTrafficLosesNothing(t *testing.T) {
 	require.Greater(t, written, half, "traffic ran during the rebuild")
 	t.Logf("rebuild folded %d events, caught up %d; %d of %d objects delivered meanwhile", rep.Events, rep.CaughtUp, written-half, len(objs)-half)
 	// The live worker's projection of what came after the rebuild's last catch-up.
-	_, err = e.projector.CatchUp(context.Background(), seqTail{e.journal}, e.cps, app.HandlerProject, 1000)
+	_, err = e.projector.CatchUp(context.Background(), sqlite.NewJournalTail(e.journal), e.cps, app.HandlerProject, 1000)
 	require.NoError(t, err)
 
 	m := projections.NewModel()

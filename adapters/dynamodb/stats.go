@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
@@ -53,7 +52,7 @@ func (s *ReadModelStore) Stats(ctx context.Context, q app.StatsQuery) ([]agentst
 		}
 	}
 	for _, p := range prefixes {
-		lo, hi := bucketRange(p, q.From, q.To)
+		lo, hi := agentstats.BucketRange(p, q.From, q.To)
 		if lo > hi {
 			continue
 		}
@@ -111,29 +110,6 @@ func decodeBucket(item map[string]types.AttributeValue) (agentstats.Bucket, bool
 		}
 	}
 	return b, len(b.Counters) > 0
-}
-
-// bucketRange returns the bucket keys of prefix whose bucket start lies in [from, to],
-// as the inclusive bounds of a BETWEEN.
-func bucketRange(prefix string, from, to time.Time) (lo, hi string) {
-	unit, layout := time.Hour, "2006-01-02T15"
-	if prefix == agentstats.DayPrefix {
-		unit, layout = 24*time.Hour, "2006-01-02"
-	}
-	// '~' sorts after every character of a bucket key.
-	lo, hi = prefix, prefix+"~"
-	if !from.IsZero() {
-		f := from.UTC()
-		start := f.Truncate(unit) // UTC: hours and days are whole multiples since year 1
-		if start.Before(f) {
-			start = start.Add(unit)
-		}
-		lo = prefix + start.Format(layout)
-	}
-	if !to.IsZero() {
-		hi = prefix + to.UTC().Format(layout)
-	}
-	return lo, hi
 }
 
 // bucketItem renders a whole bucket for a bulk load: its counters as attributes.

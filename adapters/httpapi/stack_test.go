@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -102,35 +101,13 @@ func (j *projectingJournal) Append(ctx context.Context, events []domain.Event) (
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if _, err := j.projector.CatchUp(ctx, journalTail{j.journal}, j.checkpoints, "httpapi-test", 500); err != nil {
+	if _, err := j.projector.CatchUp(ctx, sqlite.NewJournalTail(j.journal), j.checkpoints, "httpapi-test", 500); err != nil {
 		return nil, fmt.Errorf("project: %w", err)
 	}
 	return res, nil
 }
 
 var errDiskOnFire = fmt.Errorf("disk on fire")
-
-// journalTail reads the SQLite journal in sequence order for app.Projector.CatchUp.
-type journalTail struct{ s *sqlite.JournalStore }
-
-func (t journalTail) ReadAfter(ctx context.Context, position string, limit int) ([]app.PositionedEvent, error) {
-	var seq int64
-	if position != "" {
-		var err error
-		if seq, err = strconv.ParseInt(position, 10, 64); err != nil {
-			return nil, fmt.Errorf("position %q: %w", position, err)
-		}
-	}
-	rows, err := t.s.ReadAfter(ctx, seq, limit)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]app.PositionedEvent, len(rows))
-	for i, r := range rows {
-		out[i] = app.PositionedEvent{Position: strconv.FormatInt(r.Seq, 10), Event: r.Event}
-	}
-	return out, nil
-}
 
 // syncBuffer is a log sink that tests can read while the server writes.
 type syncBuffer struct {

@@ -29,7 +29,7 @@ var Module = fx.Module("sqlite",
 		fx.Annotate(func(s *JournalStore) app.JournalAppender { return s }),
 		fx.Annotate(func(s *JournalStore) app.JournalReader { return s }),
 		fx.Annotate(func(s *JournalStore) app.JournalScanner { return s }),
-		fx.Annotate(func(s *JournalStore) app.JournalTail { return journalTail{s} }),
+		fx.Annotate(func(s *JournalStore) app.JournalTail { return NewJournalTail(s) }),
 		newCurrentReadModelStore,
 		fx.Annotate(func(db *DB) app.GenerationStore { return NewGenerationStore(db) }),
 		fx.Annotate(func(s *ReadModelStore) app.ProjectionStore { return s }),
@@ -91,11 +91,16 @@ func newJournalFeed(lc fx.Lifecycle, db *DB, cfg app.Config, logger *slog.Logger
 	return app.JournalFeed{Subscriber: sub, CheckpointName: cfg.CheckpointName}, nil
 }
 
-// journalTail adapts JournalStore to app.JournalTail (positions are seq numbers).
-type journalTail struct{ s *JournalStore }
+// JournalTail is the journal as an app.JournalTail: positions are sequence numbers.
+type JournalTail struct{ s *JournalStore }
+
+var _ app.JournalTail = JournalTail{}
+
+// NewJournalTail returns the journal of s as a single-sequence feed.
+func NewJournalTail(s *JournalStore) JournalTail { return JournalTail{s} }
 
 // EndPosition is the position of the journal's last item.
-func (t journalTail) EndPosition(ctx context.Context) (string, error) {
+func (t JournalTail) EndPosition(ctx context.Context) (string, error) {
 	seq, err := t.s.MaxSeq(ctx)
 	if err != nil {
 		return "", err
@@ -103,7 +108,8 @@ func (t journalTail) EndPosition(ctx context.Context) (string, error) {
 	return strconv.FormatInt(seq, 10), nil
 }
 
-func (t journalTail) ReadAfter(ctx context.Context, position string, limit int) ([]app.PositionedEvent, error) {
+// ReadAfter returns up to limit events after position ("" = from the start).
+func (t JournalTail) ReadAfter(ctx context.Context, position string, limit int) ([]app.PositionedEvent, error) {
 	var seq int64
 	if position != "" {
 		var err error

@@ -609,7 +609,7 @@ func (s *ReadModelStore) Stats(ctx context.Context, q app.StatsQuery) ([]agentst
 	var ranges []string
 	var args []any
 	for _, p := range prefixes {
-		lo, hi := bucketRange(p, q.From, q.To)
+		lo, hi := agentstats.BucketRange(p, q.From, q.To)
 		ranges = append(ranges, `(bucket >= ? AND bucket <= ?)`)
 		args = append(args, lo, hi)
 	}
@@ -640,27 +640,6 @@ func (s *ReadModelStore) Stats(ctx context.Context, q app.StatsQuery) ([]agentst
 		return nil, fmt.Errorf("stats: %w", err)
 	}
 	return out, nil
-}
-
-// bucketRange returns the bucket keys of prefix whose bucket start lies in [from, to].
-func bucketRange(prefix string, from, to time.Time) (lo, hi string) {
-	unit, layout := time.Hour, "2006-01-02T15"
-	if prefix == agentstats.DayPrefix {
-		unit, layout = 24*time.Hour, "2006-01-02"
-	}
-	lo, hi = prefix, prefix+"\xff"
-	if !from.IsZero() {
-		f := from.UTC()
-		start := f.Truncate(unit) // UTC: hours and days are whole multiples since year 1
-		if start.Before(f) {
-			start = start.Add(unit)
-		}
-		lo = prefix + start.Format(layout)
-	}
-	if !to.IsZero() {
-		hi = prefix + to.UTC().Format(layout)
-	}
-	return lo, hi
 }
 
 // DueEntries returns up to limit entries whose next check is at or before nowMs,

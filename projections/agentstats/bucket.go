@@ -239,3 +239,26 @@ func (cs Counters) Clone() Counters { return maps.Clone(cs) }
 // ErrorClassOf is a convenience for callers that only hold a status: the error class
 // counted for a failure event's message.
 func ErrorClassOf(ev *domain.Event) string { return ErrorClass(ev.ErrorMessage) }
+
+// BucketRange returns the inclusive bounds of the bucket keys of prefix (HourPrefix or
+// DayPrefix) whose bucket start lies in [from, to]; zero times leave a side open. The
+// open upper bound is prefix+"~": '~' sorts after every character of a bucket key.
+func BucketRange(prefix string, from, to time.Time) (lo, hi string) {
+	unit, layout := time.Hour, "2006-01-02T15"
+	if prefix == DayPrefix {
+		unit, layout = 24*time.Hour, "2006-01-02"
+	}
+	lo, hi = prefix, prefix+"~"
+	if !from.IsZero() {
+		f := from.UTC()
+		start := f.Truncate(unit) // UTC: hours and days are whole multiples since year 1
+		if start.Before(f) {
+			start = start.Add(unit)
+		}
+		lo = prefix + start.Format(layout)
+	}
+	if !to.IsZero() {
+		hi = prefix + to.UTC().Format(layout)
+	}
+	return lo, hi
+}
