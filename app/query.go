@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -254,6 +253,3 @@ func (q *Queries) Quarantined(ctx context.Context, limit int) ([]Quarantined, in
 	}
 	return items, n, nil
 }
-
-// IsNotFound reports whether err means "no such thing".
-func IsNotFound(err error) bool { return errors.Is(err, domain.ErrNotFound) }

@@ -2,7 +2,6 @@ package agentstats
 
 import (
 	"sort"
-	"time"
 
 	"github.com/agentwatch/agentwatch/domain"
 )
@@ -154,6 +153,3 @@ func (a *Accumulator) Buckets() []Bucket {
 	})
 	return out
 }
-
-// hourOf is exposed for tests of bucket boundaries.
-func hourOf(t time.Time) int64 { return floorDiv(t.UnixMilli(), 3_600_000) }

@@ -1,7 +1,6 @@
 package agentstats
 
 import (
-	"maps"
 	"sort"
 	"strconv"
 	"strings"
@@ -232,13 +231,6 @@ func Merge(dst, src Counters) {
 		dst.inc(k, v)
 	}
 }
-
-// Clone copies counters.
-func (cs Counters) Clone() Counters { return maps.Clone(cs) }
-
-// ErrorClassOf is a convenience for callers that only hold a status: the error class
-// counted for a failure event's message.
-func ErrorClassOf(ev *domain.Event) string { return ErrorClass(ev.ErrorMessage) }
 
 // BucketRange returns the inclusive bounds of the bucket keys of prefix (HourPrefix or
 // DayPrefix) whose bucket start lies in [from, to]; zero times leave a side open. The
