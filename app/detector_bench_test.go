@@ -38,7 +38,7 @@ func BenchmarkDetectorMemory(b *testing.B) {
 	before := dbSize(b, dir)
 	gen, err := e.models.CurrentGeneration(context.Background())
 	require.NoError(b, err)
-	require.NoError(b, sqliteGenerations(e).BulkLoad(context.Background(), gen, nil, nil, nil, writes))
+	require.NoError(b, sqliteGenerations(e).BulkLoad(context.Background(), gen, app.GenerationOf(nil, nil, nil, writes)))
 	writes = nil
 	stored := dbSize(b, dir) - before
 

@@ -26,10 +26,52 @@ type GenerationStore interface {
 	// DropGeneration drops a generation that does not serve reads.
 	DropGeneration(ctx context.Context, gen int) error
 	// BulkLoad writes a folded state into gen in large coalesced batches.
-	BulkLoad(ctx context.Context, gen int, sessions []domain.Session, items []executionindex.Item,
-		buckets []agentstats.Bucket, stuckWrites []StuckWrite) error
+	BulkLoad(ctx context.Context, gen int, data GenerationData) error
 	// ProjectionStoreOf is the projection store of generation gen.
 	ProjectionStoreOf(gen int) ProjectionStore
+}
+
+// GenerationData is a folded state for GenerationStore.BulkLoad. The sessions are
+// there from the start; the read models derived from them may still be being computed
+// when the load begins: a store asks for each (Items, Buckets, Stuck; each waits until
+// its part is ready) when it needs it, and writes what it has meanwhile.
+type GenerationData struct {
+	// Sessions are sorted by id, without repeats.
+	Sessions []*domain.Session
+	// Items are sorted by execution ARN, without repeats.
+	Items func() []executionindex.Item
+	// Buckets are sorted by agent and bucket.
+	Buckets func() []agentstats.Bucket
+	// Stuck are sorted by session id, without repeats.
+	Stuck func() []StuckWrite
+}
+
+// GenerationOf is the GenerationData of values at hand.
+func GenerationOf(sessions []domain.Session, items []executionindex.Item, buckets []agentstats.Bucket, stuck []StuckWrite) GenerationData {
+	ptrs := make([]*domain.Session, len(sessions))
+	for i := range sessions {
+		ptrs[i] = &sessions[i]
+	}
+	return GenerationData{
+		Sessions: ptrs,
+		Items:    func() []executionindex.Item { return items },
+		Buckets:  func() []agentstats.Bucket { return buckets },
+		Stuck:    func() []StuckWrite { return stuck },
+	}
+}
+
+// inBackground starts f on a goroutine of its own and returns what waits for its result.
+func inBackground[T any](f func() T) func() T {
+	done := make(chan struct{})
+	var v T
+	go func() {
+		defer close(done)
+		v = f()
+	}()
+	return func() T {
+		<-done
+		return v
+	}
 }
 
 // RebuildOptions configure a rebuild.
@@ -174,19 +216,24 @@ func (r *Rebuilder) Rebuild(ctx context.Context, opts RebuildOptions) (rep Rebui
 		return rep, fmt.Errorf("scan journal: %w", err)
 	}
 	rep.Events = model.Events
-	sessions := model.SessionValues()
-	items := model.Index()
-	buckets := model.Stats()
+	// The store writes the sessions while the read models derived from them are
+	// computed on other goroutines: the fold is done, and the model's readers may run
+	// at once.
 	now := opts.Now()
-	stuckWrites := r.stuckWrites(model, now)
+	data := GenerationData{
+		Sessions: model.Sessions(),
+		Items:    inBackground(model.Index),
+		Buckets:  inBackground(model.Stats),
+		Stuck:    inBackground(func() []StuckWrite { return r.stuckWrites(model, now) }),
+	}
 	rep.ScanFold = time.Since(began)
-	rep.Sessions, rep.Executions, rep.StatsBuckets, rep.StuckEntries = len(sessions), len(items), len(buckets), len(stuckWrites)
 
 	loadStart := time.Now()
-	if err = r.gens.BulkLoad(ctx, next, sessions, items, buckets, stuckWrites); err != nil {
+	if err = r.gens.BulkLoad(ctx, next, data); err != nil {
 		return rep, fmt.Errorf("load generation %d: %w", next, err)
 	}
 	rep.Load = time.Since(loadStart)
+	rep.Sessions, rep.Executions, rep.StatsBuckets, rep.StuckEntries = len(data.Sessions), len(data.Items()), len(data.Buckets()), len(data.Stuck())
 
 	cpName := GenerationCheckpoint(next)
 	proj := NewProjector(r.gens.ProjectionStoreOf(next), r.logger, r.metrics)

@@ -1,7 +1,8 @@
 package projections
 
 import (
-	"sort"
+	"slices"
+	"strings"
 
 	"github.com/agentwatch/agentwatch/domain"
 	"github.com/agentwatch/agentwatch/projections/agentstats"
@@ -11,7 +12,8 @@ import (
 
 // Model folds journal events through all three read models in memory. A rebuild folds
 // the whole journal into one; tests use it as the reference the stores must match.
-// It is not safe for concurrent use.
+// It is not safe for concurrent use, except that once the fold is done (no more Apply),
+// its read methods (Sessions, Index, Stats, Stuck, ...) may run concurrently.
 type Model struct {
 	sessions map[string]*entry
 	// stats is maintained event by event only in incremental mode; otherwise Stats
@@ -111,7 +113,7 @@ func (m *Model) Sessions() []*domain.Session {
 	for _, e := range m.sessions {
 		out = append(out, &e.s)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	slices.SortFunc(out, func(a, b *domain.Session) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }
 
@@ -138,7 +140,7 @@ func (m *Model) Index() []executionindex.Item {
 			refs = append(refs, ref{&e.s, &e.s.Execs[i]})
 		}
 	}
-	sort.Slice(refs, func(i, j int) bool { return refs[i].x.Arn < refs[j].x.Arn })
+	slices.SortFunc(refs, func(a, b ref) int { return strings.Compare(a.x.Arn, b.x.Arn) })
 	out := make([]executionindex.Item, len(refs))
 	for i, r := range refs {
 		out[i] = executionindex.ItemOf(r.s, r.x)
@@ -169,6 +171,6 @@ func (m *Model) Stuck() []stuck.Entry {
 			out = append(out, en)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].SessionID < out[j].SessionID })
+	slices.SortFunc(out, func(a, b stuck.Entry) int { return strings.Compare(a.SessionID, b.SessionID) })
 	return out
 }

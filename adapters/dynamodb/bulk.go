@@ -10,8 +10,6 @@ import (
 
 	"github.com/agentwatch/agentwatch/app"
 	"github.com/agentwatch/agentwatch/domain"
-	"github.com/agentwatch/agentwatch/projections/agentstats"
-	"github.com/agentwatch/agentwatch/projections/executionindex"
 )
 
 // BulkLoad writes a folded state into generation gen (its tables created when
@@ -22,8 +20,7 @@ import (
 // replaces what it is given and leaves the rest, so it is meant for a fresh generation
 // that no projector writes to until the load returns. Of several writes of one key, the
 // last counts.
-func (s *ReadModelStore) BulkLoad(ctx context.Context, gen int, sessions []domain.Session, items []executionindex.Item,
-	buckets []agentstats.Bucket, stuckWrites []app.StuckWrite) error {
+func (s *ReadModelStore) BulkLoad(ctx context.Context, gen int, data app.GenerationData) error {
 	if gen < 1 {
 		return fmt.Errorf("bulk load: generation %d: generations start at 1", gen)
 	}
@@ -51,8 +48,8 @@ func (s *ReadModelStore) BulkLoad(ctx context.Context, gen int, sessions []domai
 		l.reqs[key] = r
 	}
 	sessionsL, itemsL, statsL, stuckL := newLoad(t.Sessions), newLoad(t.Executions), newLoad(t.AgentStats), newLoad(t.Stuck)
-	for i := range sessions {
-		ss := &sessions[i]
+	sessions, items, buckets, stuckWrites := data.Sessions, data.Items(), data.Buckets(), data.Stuck()
+	for _, ss := range sessions {
 		body, err := json.Marshal(ss)
 		if err != nil {
 			return fmt.Errorf("bulk load: encode session %s: %w", ss.ID, err)

@@ -189,7 +189,7 @@ func TestGenerations(t *testing.T) {
 	for _, e := range want.Stuck() {
 		stuckWrites = append(stuckWrites, app.StuckWrite{Entry: e, NextCheckMs: 1000})
 	}
-	require.NoError(t, gen2.BulkLoad(ctx, 2, want.SessionValues(), want.Index(), want.Stats(), stuckWrites))
+	require.NoError(t, gen2.BulkLoad(ctx, 2, app.GenerationOf(want.SessionValues(), want.Index(), want.Stats(), stuckWrites)))
 	gens, err := follow.Generations(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, []int{1, 2}, gens)

@@ -198,7 +198,7 @@ func BenchmarkBulkLoad(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		gen := i + 2
 		start := processCPU()
-		if err := store.BulkLoad(b.Context(), gen, sessions, items, buckets, stuckWrites); err != nil {
+		if err := store.BulkLoad(b.Context(), gen, app.GenerationOf(sessions, items, buckets, stuckWrites)); err != nil {
 			b.Fatal(err)
 		}
 		cpu += processCPU() - start
@@ -282,7 +282,7 @@ func BenchmarkRebuild(b *testing.B) {
 		scan += time.Since(start)
 		start = time.Now()
 		gen := 100 + i
-		if err := store.BulkLoad(b.Context(), gen, sessions, items, buckets, stuckWrites); err != nil {
+		if err := store.BulkLoad(b.Context(), gen, app.GenerationOf(sessions, items, buckets, stuckWrites)); err != nil {
 			b.Fatal(err)
 		}
 		load += time.Since(start)

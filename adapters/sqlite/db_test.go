@@ -156,7 +156,7 @@ func TestBulkLoadMatchesModel(t *testing.T) {
 		stuckWrites = append(stuckWrites, app.StuckWrite{Entry: e, NextCheckMs: stuck.FirstCheckMs(day)})
 	}
 	store := sqlite.NewReadModelStore(db, 3)
-	require.NoError(t, store.BulkLoad(ctx, 3, sessions, m.Index(), m.Stats(), stuckWrites))
+	require.NoError(t, store.BulkLoad(ctx, 3, app.GenerationOf(sessions, m.Index(), m.Stats(), stuckWrites)))
 
 	ids := make([]string, len(sessions))
 	for i := range sessions {
@@ -203,7 +203,7 @@ func TestBulkLoadMatchesModel(t *testing.T) {
 	require.NoError(t, err)
 	// A second load of the same generation bumps versions, so a projector holding the
 	// version it read before now conflicts instead of overwriting.
-	require.NoError(t, store.BulkLoad(ctx, 3, sessions[:1], nil, nil, nil))
+	require.NoError(t, store.BulkLoad(ctx, 3, app.GenerationOf(sessions[:1], nil, nil, nil)))
 	err = store.Commit(ctx, app.Batch{Sessions: []app.SessionWrite{{Session: s0, Version: reloaded[s0.ID].Version}}})
 	require.ErrorIs(t, err, domain.ErrConflict)
 
@@ -236,7 +236,7 @@ func TestCommitFollowsSwitch(t *testing.T) {
 
 	// The rebuild loads generation 2 (the session at its own version) and switches.
 	rebuild := sqlite.NewReadModelStore(other, 0)
-	require.NoError(t, rebuild.BulkLoad(ctx, 2, []domain.Session{s}, nil, nil, nil))
+	require.NoError(t, rebuild.BulkLoad(ctx, 2, app.GenerationOf([]domain.Session{s}, nil, nil, nil)))
 	require.NoError(t, rebuild.SwitchGeneration(ctx, 2))
 
 	s.Apply(&events[1])

@@ -857,10 +857,10 @@ func (s *ReadModelStore) DropGeneration(ctx context.Context, gen int) error {
 // are. Sessions, items and stuck entries must not repeat a key.
 //
 // Rows are appended in key order by multi-row inserts while other goroutines encode
-// ahead. Loading a fresh (empty) generation also drops the secondary indexes and
-// builds each once at the end.
-func (s *ReadModelStore) BulkLoad(ctx context.Context, gen int, sessions []domain.Session, items []executionindex.Item,
-	buckets []agentstats.Bucket, stuckWrites []app.StuckWrite) error {
+// ahead: the items and detector entries are sorted and encoded as soon as data has
+// them, while the sessions are written. Loading a fresh (empty) generation also drops
+// the secondary indexes and builds each once at the end.
+func (s *ReadModelStore) BulkLoad(ctx context.Context, gen int, data app.GenerationData) error {
 	if gen < 1 {
 		return fmt.Errorf("bulk load: generation %d: generations start at 1", gen)
 	}
@@ -868,38 +868,33 @@ func (s *ReadModelStore) BulkLoad(ctx context.Context, gen int, sessions []domai
 	indexedAt := domain.FormatTime(s.now())
 	t := tablesOf(gen)
 
-	sessionOrder, err := keyOrder(len(sessions), func(i int) string { return sessions[i].ID })
-	if err != nil {
-		return fmt.Errorf("bulk load generation %d: session %w", gen, err)
-	}
-	itemOrder, err := keyOrder(len(items), func(i int) string { return items[i].ExecutionArn })
-	if err != nil {
-		return fmt.Errorf("bulk load generation %d: execution %w", gen, err)
-	}
-	stuckOrder, err := keyOrder(len(stuckWrites), func(i int) string { return stuckWrites[i].Entry.SessionID })
-	if err != nil {
-		return fmt.Errorf("bulk load generation %d: stuck entry %w", gen, err)
-	}
-
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	encSessions := encodeAhead(ctx, sessionOrder, func(b []byte, i int) []byte { return encodeSession(b, &sessions[i]) })
-	encItems := encodeAhead(ctx, itemOrder, func(b []byte, i int) []byte {
-		it := items[i]
-		if it.IndexedAt == "" {
-			it.IndexedAt = indexedAt
-		}
-		return encodeItem(b, &it)
-	})
-	encStuck := encodeAhead(ctx, stuckOrder, func(b []byte, i int) []byte {
-		if stuckWrites[i].Delete {
-			return b
-		}
-		return encodeEntry(b, &stuckWrites[i].Entry)
-	})
+	encSessions := encodeAhead(ctx, "session", func() []*domain.Session { return data.Sessions },
+		func(s **domain.Session) string { return (*s).ID },
+		func(b []byte, s **domain.Session) []byte { return encodeSession(b, *s) })
+	encItems := encodeAhead(ctx, "execution", data.Items,
+		func(it *executionindex.Item) string { return it.ExecutionArn },
+		func(b []byte, it *executionindex.Item) []byte {
+			if it.IndexedAt != "" {
+				return encodeItem(b, it)
+			}
+			stamped := *it
+			stamped.IndexedAt = indexedAt
+			return encodeItem(b, &stamped)
+		})
+	encStuck := encodeAhead(ctx, "stuck entry", data.Stuck,
+		func(w *app.StuckWrite) string { return w.Entry.SessionID },
+		func(b []byte, w *app.StuckWrite) []byte {
+			if w.Delete {
+				return b
+			}
+			return encodeEntry(b, &w.Entry)
+		})
 
 	var rowsTook, indexTook time.Duration
-	err = s.db.writeTx(ctx, func(tx *sql.Tx) error {
+	var counts [3]int
+	err := s.db.writeTx(ctx, func(tx *sql.Tx) error {
 		if err := createGeneration(ctx, tx, gen); err != nil {
 			return err
 		}
@@ -933,11 +928,15 @@ func (s *ReadModelStore) BulkLoad(ctx context.Context, gen int, sessions []domai
 		ins := newMultiInsert(tx, `INSERT INTO `+t.sessions+` (id, version, session) VALUES `, 3,
 			` ON CONFLICT (id) DO UPDATE SET version = version + 1, session = excluded.session`)
 		for c := range encSessions {
-			for k, i := range c.idx {
-				if err := ins.add(ctx, sessions[i].ID, 1, c.data[k]); err != nil {
+			if c.err != nil {
+				return c.err
+			}
+			for k, ss := range c.rows {
+				if err := ins.add(ctx, (*ss).ID, 1, c.data[k]); err != nil {
 					return fmt.Errorf("load sessions: %w", err)
 				}
 			}
+			counts[0] += len(c.rows)
 		}
 		if err := ins.flush(ctx); err != nil {
 			return fmt.Errorf("load sessions: %w", err)
@@ -948,12 +947,15 @@ func (s *ReadModelStore) BulkLoad(ctx context.Context, gen int, sessions []domai
 				start_date = excluded.start_date, session_id = excluded.session_id, rank = excluded.rank, item = excluded.item
 				WHERE excluded.rank >= `+t.executions+`.rank`)
 		for c := range encItems {
-			for k, i := range c.idx {
-				it := &items[i]
+			if c.err != nil {
+				return c.err
+			}
+			for k, it := range c.rows {
 				if err := ins.add(ctx, it.ExecutionArn, it.AgentName, it.Status, it.StartDate, it.SessionID, it.Rank, c.data[k]); err != nil {
 					return fmt.Errorf("load executions: %w", err)
 				}
 			}
+			counts[1] += len(c.rows)
 		}
 		if err := ins.flush(ctx); err != nil {
 			return fmt.Errorf("load executions: %w", err)
@@ -961,7 +963,7 @@ func (s *ReadModelStore) BulkLoad(ctx context.Context, gen int, sessions []domai
 
 		ins = newMultiInsert(tx, `INSERT INTO `+t.stats+` (agent, bucket, counter, value) VALUES `, 4,
 			` ON CONFLICT (agent, bucket, counter) DO UPDATE SET value = excluded.value`)
-		for _, c := range statRows(buckets) {
+		for _, c := range statRows(data.Buckets()) {
 			if c.delta == 0 {
 				if _, err := tx.ExecContext(ctx, `DELETE FROM `+t.stats+` WHERE agent = ? AND bucket = ? AND counter = ?`, c.agent, c.bucket, c.counter); err != nil {
 					return fmt.Errorf("load stats: %w", err)
@@ -979,8 +981,10 @@ func (s *ReadModelStore) BulkLoad(ctx context.Context, gen int, sessions []domai
 		ins = newMultiInsert(tx, `INSERT INTO `+t.stuckT+` (session_id, next_check_ms, entry) VALUES `, 3,
 			` ON CONFLICT (session_id) DO UPDATE SET next_check_ms = excluded.next_check_ms, entry = excluded.entry`)
 		for c := range encStuck {
-			for k, i := range c.idx {
-				w := &stuckWrites[i]
+			if c.err != nil {
+				return c.err
+			}
+			for k, w := range c.rows {
 				if w.Delete {
 					if !fresh {
 						if _, err := tx.ExecContext(ctx, `DELETE FROM `+t.stuckT+` WHERE session_id = ?`, w.Entry.SessionID); err != nil {
@@ -993,6 +997,7 @@ func (s *ReadModelStore) BulkLoad(ctx context.Context, gen int, sessions []domai
 					return fmt.Errorf("load stuck entries: %w", err)
 				}
 			}
+			counts[2] += len(c.rows)
 		}
 		if err := ins.flush(ctx); err != nil {
 			return fmt.Errorf("load stuck entries: %w", err)
@@ -1012,9 +1017,8 @@ func (s *ReadModelStore) BulkLoad(ctx context.Context, gen int, sessions []domai
 	if err != nil {
 		return fmt.Errorf("bulk load generation %d: %w", gen, err)
 	}
-	s.db.logger.Info("read-model generation loaded", "generation", gen, "sessions", len(sessions),
-		"executions", len(items), "buckets", len(buckets), "stuck", len(stuckWrites),
-		"rows", rowsTook, "indexes", indexTook, "took", time.Since(start))
+	s.db.logger.Info("read-model generation loaded", "generation", gen, "sessions", counts[0],
+		"executions", counts[1], "stuck", counts[2], "rows", rowsTook, "indexes", indexTook, "took", time.Since(start))
 	return nil
 }
 
@@ -1060,34 +1064,53 @@ func keyOrder(n int, key func(i int) string) ([]int32, error) {
 	return idx, nil
 }
 
-// encChunk is a run of encoded values: data[k] encodes element idx[k]; they share one
-// buffer.
-type encChunk struct {
-	idx  []int32
+// encChunk is a run of rows in key order and their encodings: data[k] encodes
+// rows[k]; they share one buffer. A chunk with err set is the last.
+type encChunk[T any] struct {
+	rows []*T
 	data [][]byte
+	err  error
 }
 
 const encChunkSize = 512
 
-// encodeAhead encodes the elements in order on a goroutine of its own, a few chunks
-// ahead of the consumer, until ctx is done. enc appends element i to b.
-func encodeAhead(ctx context.Context, order []int32, enc func(b []byte, i int) []byte) <-chan encChunk {
-	out := make(chan encChunk, 4)
+// encodeAhead gets the elements, sorts them by key and encodes them in order, on a
+// goroutine of its own, a few chunks ahead of the consumer, until ctx is done. enc
+// appends an element to b. what names an element in errors.
+func encodeAhead[T any](ctx context.Context, what string, get func() []T, key func(*T) string,
+	enc func(b []byte, v *T) []byte) <-chan encChunk[T] {
+	out := make(chan encChunk[T], 4)
 	go func() {
 		defer close(out)
-		var buf []byte
-		for lo := 0; lo < len(order); lo += encChunkSize {
-			c := encChunk{idx: order[lo:min(lo+encChunkSize, len(order))]}
-			c.data = make([][]byte, len(c.idx))
-			buf = make([]byte, 0, max(len(buf), 64*len(c.idx)))
-			for k, i := range c.idx {
-				start := len(buf)
-				buf = enc(buf, int(i))
-				c.data[k] = buf[start:len(buf):len(buf)]
-			}
+		send := func(c encChunk[T]) bool {
 			select {
 			case out <- c:
+				return true
 			case <-ctx.Done():
+				return false
+			}
+		}
+		var all []T
+		if get != nil {
+			all = get()
+		}
+		order, err := keyOrder(len(all), func(i int) string { return key(&all[i]) })
+		if err != nil {
+			send(encChunk[T]{err: fmt.Errorf("%s %w", what, err)})
+			return
+		}
+		var buf []byte
+		for lo := 0; lo < len(order); lo += encChunkSize {
+			idx := order[lo:min(lo+encChunkSize, len(order))]
+			c := encChunk[T]{rows: make([]*T, len(idx)), data: make([][]byte, len(idx))}
+			buf = make([]byte, 0, max(len(buf), 64*len(idx)))
+			for k, i := range idx {
+				c.rows[k] = &all[i]
+				start := len(buf)
+				buf = enc(buf, c.rows[k])
+				c.data[k] = buf[start:len(buf):len(buf)]
+			}
+			if !send(c) {
 				return
 			}
 		}
