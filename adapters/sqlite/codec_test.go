@@ -1,6 +1,8 @@
 package sqlite
 
 import (
+	"encoding/binary"
+	"math"
 	"reflect"
 	"testing"
 	"time"
@@ -59,7 +61,23 @@ func TestEventCodecMatchesJSON(t *testing.T) {
 			viaCodec.Timestamp = time.UnixMilli(ev.Timestamp.UnixMilli()).UTC()
 			require.NoError(t, decodeEventExtra(encodeEventExtra(nil, &ev), &viaCodec))
 			assert.Equal(t, viaJSON, viaCodec)
+
+			var viaRecord domain.Event
+			rec := encodeEventRecord(nil, &ev)
+			require.NoError(t, decodeEventRecord(string(rec), &viaRecord, func(s string) domain.Status { return domain.Status(s) }))
+			assert.Equal(t, viaJSON, viaRecord)
 		})
+	}
+}
+
+func TestEventRecordRejectsGarbage(t *testing.T) {
+	status := func(s string) domain.Status { return domain.Status(s) }
+	good := encodeEventRecord(nil, new(fullEvent(t, true, true)))
+	plain := encodeEventRecord(nil, &domain.Event{SessionID: "s", SK: "EVENT#x", Status: domain.StatusSessionInitiated, Timestamp: time.UnixMilli(1)})
+	for _, b := range [][]byte{{}, {2}, good[:len(good)-1], append(good[:len(good):len(good)], 0), plain[:len(plain)-1],
+		append(plain[:len(plain)-1:len(plain)-1], 2)} {
+		var ev domain.Event
+		assert.ErrorIs(t, decodeEventRecord(string(b), &ev, status), errBadCodec, "%x", b)
 	}
 }
 
@@ -116,16 +134,29 @@ func TestSessionCodec(t *testing.T) {
 		full.At[i] = full.FirstAt + int64(i)*1000 - 500 // some before FirstAt
 	}
 	requireAllSet(t, reflect.ValueOf(full), "Session")
+	derived := full
+	derived.Execs = []domain.ExecState{full.Execs[0], full.Execs[1], full.Execs[1]}
+	derived.Execs[0].Arn = "arn:aws:states:us-east-1:123456789012:execution:code-reviewer:0001"
+	derived.Execs[0].StateMachineArn = "arn:aws:states:us-east-1:123456789012:stateMachine:code-reviewer"
+	derived.Execs[0].Name, derived.Execs[0].AgentName = "0001", "code-reviewer"
+	derived.Execs[1].Arn = "arn:aws-cn:states:cn-north-1:123456789012:execution:sm:0002"
+	derived.Execs[1].StateMachineArn = "arn:aws-cn:states:cn-north-1:123456789012:stateMachine:sm:7" // a version
+	derived.Execs[1].Name, derived.Execs[1].AgentName = "0002", "tagged-agent"
+	derived.Execs[2].Arn = "arn:aws:states:us-east-1:123456789012:express:sm:0003:id" // not a standard execution
 	for name, s := range map[string]domain.Session{
-		"every field": full,
-		"empty":       {},
-		"partial":     {ID: "x", Seen: 1, At: [9]int64{5}, FirstAt: 5, LastAt: 5, LastStatus: domain.StatusSessionInitiated},
+		"every field":       full,
+		"names in the ARNs": derived,
+		"empty":             {},
+		"partial":           {ID: "x", Seen: 1, At: [9]int64{5}, FirstAt: 5, LastAt: 5, LastStatus: domain.StatusSessionInitiated},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var got domain.Session
 			require.NoError(t, decodeSession(encodeSession(nil, &s), &got))
 			assert.Equal(t, s, got)
 			assert.True(t, s.Equal(&got))
+			got = domain.Session{}
+			require.NoError(t, decodeSession(encodeSessionV1(&s), &got), "version 1 rows")
+			assert.Equal(t, s, got)
 		})
 	}
 }
@@ -139,13 +170,23 @@ func TestItemCodec(t *testing.T) {
 		RedriveCount: 1, InputIncluded: &in, OutputIncluded: &out, LastEventAt: "2024-11-04T10:30:45.500Z", Rank: 11,
 	}
 	requireAllSet(t, reflect.ValueOf(full), "Item")
-	for name, it := range map[string]executionindex.Item{"every field": full, "running": {ExecutionArn: "arn:y", Status: "RUNNING"}} {
+	derived := full
+	derived.ExecutionArn = "arn:aws:states:us-east-1:123456789012:execution:code-reviewer:0001"
+	derived.StateMachineArn, derived.ExecutionName = "arn:aws:states:us-east-1:123456789012:stateMachine:code-reviewer", "0001"
+	oddTimes := derived
+	oddTimes.ExecutionName, oddTimes.IndexedAt, oddTimes.StopDate = "other", "2024-11-04T10:31:00Z", "not a time"
+	oddTimes.LastEventAt = "0001-01-01T00:00:00.000Z"
+	for name, it := range map[string]executionindex.Item{"every field": full, "names in the ARN": derived,
+		"times as given": oddTimes, "running": {ExecutionArn: "arn:y", Status: "RUNNING"}} {
 		t.Run(name, func(t *testing.T) {
-			b := encodeItem(nil, &it)
 			// The columns carry the rest.
-			got := executionindex.Item{ExecutionArn: it.ExecutionArn, AgentName: it.AgentName, Status: it.Status,
+			cols := executionindex.Item{ExecutionArn: it.ExecutionArn, AgentName: it.AgentName, Status: it.Status,
 				StartDate: it.StartDate, SessionID: it.SessionID, Rank: it.Rank}
-			require.NoError(t, decodeItem(b, &got))
+			got := cols
+			require.NoError(t, decodeItem(encodeItem(nil, &it), &got))
+			assert.Equal(t, it, got)
+			got = cols
+			require.NoError(t, decodeItem(encodeItemV1(&it), &got), "version 1 rows")
 			assert.Equal(t, it, got)
 		})
 	}
@@ -169,13 +210,19 @@ func TestCodecsRejectGarbage(t *testing.T) {
 	s := domain.Session{ID: "x", Execs: []domain.ExecState{{Arn: "a"}}}
 	it := executionindex.Item{ExecutionArn: "a"}
 	e := stuck.Entry{SessionID: "s"}
+	arn := "arn:aws:states:us-east-1:123456789012:execution:sm:n"
+	sd := domain.Session{ID: "x", Execs: []domain.ExecState{{Arn: arn, StateMachineArn: "arn:aws:states:us-east-1:123456789012:stateMachine:sm", Name: "n"}}}
+	itd := executionindex.Item{ExecutionArn: arn, ExecutionName: "n", StopDate: "2024-11-04T10:31:00.000Z"}
 	for name, c := range map[string]struct {
 		good   []byte
 		decode func([]byte) error
 	}{
-		"session": {encodeSession(nil, &s), func(b []byte) error { return decodeSession(b, new(domain.Session)) }},
-		"item":    {encodeItem(nil, &it), func(b []byte) error { return decodeItem(b, new(executionindex.Item)) }},
-		"entry":   {encodeEntry(nil, &e), func(b []byte) error { return decodeEntry(b, new(stuck.Entry)) }},
+		"session":                       {encodeSession(nil, &s), func(b []byte) error { return decodeSession(b, new(domain.Session)) }},
+		"session with names in the ARN": {encodeSession(nil, &sd), func(b []byte) error { return decodeSession(b, new(domain.Session)) }},
+		"item":                          {encodeItem(nil, &it), func(b []byte) error { return decodeItem(b, new(executionindex.Item)) }},
+		// The ARN is a column: decoding the flags of another ARN fails.
+		"item with names in the ARN": {encodeItem(nil, &itd), func(b []byte) error { return decodeItem(b, &executionindex.Item{ExecutionArn: arn}) }},
+		"entry":                      {encodeEntry(nil, &e), func(b []byte) error { return decodeEntry(b, new(stuck.Entry)) }},
 	} {
 		t.Run(name, func(t *testing.T) {
 			require.NoError(t, c.decode(c.good))
@@ -184,4 +231,63 @@ func TestCodecsRejectGarbage(t *testing.T) {
 			}
 		})
 	}
+}
+
+// encodeSessionV1 and encodeItemV1 write what version 1 of the codec wrote.
+func encodeSessionV1(s *domain.Session) []byte {
+	w := writer{}
+	w.byte(sessionCodecV1)
+	w.str(s.ID)
+	w.uvarint(uint64(s.Seen))
+	w.varint(s.FirstAt)
+	base := s.FirstAt
+	for _, at := range s.At {
+		w.ms(at, base)
+	}
+	for _, e := range s.Errors {
+		w.str(e)
+	}
+	w.ms(s.LastAt, base)
+	w.str(string(s.LastStatus))
+	w.uvarint(uint64(len(s.Execs)))
+	for i := range s.Execs {
+		x := &s.Execs[i]
+		w.str(x.Arn)
+		w.str(x.StateMachineArn)
+		w.str(x.Name)
+		w.str(x.AgentName)
+		w.str(string(x.Status))
+		w.uvarint(uint64(x.RedriveCount))
+		w.varint(x.Rank)
+		w.ms(x.StartMs, base)
+		w.ms(x.StopMs, base)
+		w.str(x.Error)
+		w.str(x.Cause)
+		w.ms(x.LastMs, base)
+		w.optBool(x.InputIncl)
+		w.optBool(x.OutputIncl)
+	}
+	return w.b
+}
+
+func encodeItemV1(it *executionindex.Item) []byte {
+	w := writer{}
+	w.byte(itemCodecV1)
+	w.str(it.StateMachineArn)
+	w.str(it.ExecutionName)
+	w.str(it.IndexedAt)
+	w.str(it.StopDate)
+	if it.DurationSeconds == nil {
+		w.byte(0)
+	} else {
+		w.byte(1)
+		w.b = binary.LittleEndian.AppendUint64(w.b, math.Float64bits(*it.DurationSeconds))
+	}
+	w.str(it.Error)
+	w.str(it.Cause)
+	w.uvarint(uint64(it.RedriveCount))
+	w.optBool(it.InputIncluded)
+	w.optBool(it.OutputIncluded)
+	w.str(it.LastEventAt)
+	return w.b
 }

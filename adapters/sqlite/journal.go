@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/agentwatch/agentwatch/app"
 	"github.com/agentwatch/agentwatch/domain"
@@ -37,13 +37,16 @@ var (
 // NewJournalStore returns the journal of db.
 func NewJournalStore(db *DB) *JournalStore { return &JournalStore{db: db} }
 
+// Checkpoint settles the database file (see DB.Checkpoint).
+func (s *JournalStore) Checkpoint(ctx context.Context) error { return s.db.Checkpoint(ctx) }
+
 // JournalRow is one journal item and its position.
 type JournalRow struct {
 	Seq   int64
 	Event domain.Event
 }
 
-const appendSQL = `INSERT INTO journal (pk, sk, status, ts, item, ev) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (pk, sk) DO NOTHING`
+const appendSQL = `INSERT INTO journal (pk, sk, status, ts, rec) VALUES (?, ?, ?, ?, ?) ON CONFLICT (pk, sk) DO NOTHING`
 
 // Append appends events in one transaction. An event whose PK+SK is already in the
 // journal (or earlier in events) is reported app.Duplicate and left as it is. Events
@@ -55,10 +58,9 @@ func (s *JournalStore) Append(ctx context.Context, events []domain.Event) ([]app
 		return nil, nil
 	}
 	type row struct {
-		pk   string
-		ts   int64
-		item []byte
-		ev   []byte // nil: NULL
+		pk  string
+		ts  int64
+		rec []byte
 	}
 	rows := make([]row, len(events))
 	for i := range events {
@@ -66,15 +68,7 @@ func (s *JournalStore) Append(ctx context.Context, events []domain.Event) ([]app
 		if err := checkEvent(ev); err != nil {
 			return nil, fmt.Errorf("append %s/%s: %w", ev.PK(), ev.SK, err)
 		}
-		it := ev.Item()
-		b, err := json.Marshal(&it)
-		if err != nil {
-			return nil, fmt.Errorf("append %s/%s: encode item: %w", ev.PK(), ev.SK, err)
-		}
-		rows[i] = row{pk: it.PK, ts: ev.Timestamp.UnixMilli(), item: b}
-		if isExtra(ev) {
-			rows[i].ev = encodeEventExtra(nil, ev)
-		}
+		rows[i] = row{pk: ev.PK(), ts: ev.Timestamp.UnixMilli(), rec: encodeEventRecord(nil, ev)}
 	}
 	results := make([]app.AppendResult, len(events))
 	appended := false
@@ -86,7 +80,7 @@ func (s *JournalStore) Append(ctx context.Context, events []domain.Event) ([]app
 		st := tx.StmtContext(ctx, stmts[0])
 		for i := range events {
 			ev, r := &events[i], &rows[i]
-			res, err := st.ExecContext(ctx, r.pk, ev.SK, string(ev.Status), r.ts, r.item, r.ev)
+			res, err := st.ExecContext(ctx, r.pk, ev.SK, string(ev.Status), r.ts, r.rec)
 			if err != nil {
 				return fmt.Errorf("append %s/%s: %w", r.pk, ev.SK, err)
 			}
@@ -117,12 +111,6 @@ func checkEvent(ev *domain.Event) error {
 	var errs []error
 	if ev.SessionID == "" {
 		errs = append(errs, &domain.FieldError{Field: "PK", Reason: "has an empty session id"})
-	}
-	// The scan separates keys with NUL (scanColumns).
-	for _, f := range [...]struct{ field, v string }{{"PK", ev.SessionID}, {"SK", ev.SK}, {"Status", string(ev.Status)}} {
-		if strings.IndexByte(f.v, 0) >= 0 {
-			errs = append(errs, &domain.FieldError{Field: f.field, Reason: "must not contain NUL characters"})
-		}
 	}
 	if !strings.HasPrefix(ev.SK, domain.EventKeyPrefix) || len(ev.SK) == len(domain.EventKeyPrefix) {
 		errs = append(errs, &domain.FieldError{Field: "SK", Reason: "must be EVENT#{timestamp}"})
@@ -161,7 +149,7 @@ func isExtra(ev *domain.Event) bool {
 func (s *JournalStore) SessionEvents(ctx context.Context, sessionID string, q app.SessionEventsQuery) ([]domain.Event, error) {
 	var b strings.Builder
 	args := []any{domain.SessionKeyPrefix + sessionID}
-	b.WriteString(`SELECT item FROM journal WHERE pk = ?`)
+	b.WriteString(`SELECT ` + scanColumns + ` FROM journal WHERE pk = ?`)
 	if q.Status != "" {
 		b.WriteString(` AND status = ?`)
 		args = append(args, string(q.Status))
@@ -189,13 +177,10 @@ func (s *JournalStore) SessionEvents(ctx context.Context, sessionID string, q ap
 	}
 	defer rows.Close()
 	var out []domain.Event
+	var sc rowScanner
 	for rows.Next() {
-		var item []byte
-		if err := rows.Scan(&item); err != nil {
-			return nil, fmt.Errorf("session %s events: %w", sessionID, err)
-		}
-		ev, err := decodeJournalJSON(item)
-		if err != nil {
+		var ev domain.Event
+		if err := sc.scan(rows, &ev); err != nil {
 			return nil, fmt.Errorf("session %s events: %w", sessionID, err)
 		}
 		out = append(out, ev)
@@ -204,19 +189,6 @@ func (s *JournalStore) SessionEvents(ctx context.Context, sessionID string, q ap
 		return nil, fmt.Errorf("session %s events: %w", sessionID, err)
 	}
 	return out, nil
-}
-
-// decodeJournalJSON decodes and validates a stored item.
-func decodeJournalJSON(b []byte) (domain.Event, error) {
-	var it domain.JournalItem
-	if err := json.Unmarshal(b, &it); err != nil {
-		return domain.Event{}, fmt.Errorf("decode stored item: %w", err)
-	}
-	ev, err := it.Event()
-	if err != nil {
-		return domain.Event{}, fmt.Errorf("stored item %s/%s: %w", it.PK, it.SK, err)
-	}
-	return ev, nil
 }
 
 // MaxSeq is the position of the last journal item (0: empty journal).
@@ -257,10 +229,9 @@ func (s *JournalStore) ReadAfter(ctx context.Context, seq int64, limit int) ([]J
 // scanBatch is how many events Scan hands to its callback at once.
 const scanBatch = 4096
 
-// scanColumns are what an event is rebuilt from, without JSON. The three strings come
-// as one, NUL-separated (Append rejects NULs in them): one column and one allocation
-// instead of three, which matters over a million rows.
-const scanColumns = `pk || char(0) || sk || char(0) || status, ts, ev`
+// scanColumns are what an event is rebuilt from, without JSON: its record
+// (encodeEventRecord), one column and one allocation per row.
+const scanColumns = `rec`
 
 // Scan calls fn with batches of every journal event (see ScanSnapshot).
 func (s *JournalStore) Scan(ctx context.Context, fn func(batch []domain.Event) error) error {
@@ -366,7 +337,7 @@ func (s *JournalStore) scanRange(ctx context.Context, lo, hi int64, out chan<- [
 			}
 		}
 		var sc rowScanner
-		dest := make([]driver.Value, 3)
+		dest := make([]driver.Value, 1)
 		batch := next()
 		for {
 			if err := rows.Next(dest); err != nil {
@@ -398,68 +369,56 @@ func (s *JournalStore) scanRange(ctx context.Context, lo, hi int64, out chan<- [
 type rowScanner struct {
 	withSeq bool
 	seq     int64
-	keys    string // pk NUL sk NUL status
-	ts      int64
-	ev      sql.RawBytes
+	rec     []byte
 	dest    []any
 	statusV map[string]domain.Status
 }
 
 func (sc *rowScanner) scan(rows *sql.Rows, ev *domain.Event) error {
 	if sc.dest == nil {
-		sc.dest = []any{&sc.keys, &sc.ts, &sc.ev}
+		sc.dest = []any{&sc.rec}
 		if sc.withSeq {
 			sc.dest = append([]any{&sc.seq}, sc.dest...)
 		}
 	}
+	sc.rec = nil // Scan allocates a new one: the event's strings keep pointing into it
 	if err := rows.Scan(sc.dest...); err != nil {
 		return err
 	}
-	return sc.build(ev)
+	return sc.build(sc.rec, ev)
 }
 
-// decode builds ev from a row of scanColumns as the driver returns it.
+// decode builds ev from a row of scanColumns as the driver returns it (a new slice per
+// row, which the event's strings then share).
 func (sc *rowScanner) decode(row []driver.Value, ev *domain.Event) error {
-	var ok bool
-	if sc.keys, ok = row[0].(string); !ok {
-		return fmt.Errorf("journal row: keys are %T", row[0])
+	rec, ok := row[0].([]byte)
+	if !ok {
+		return fmt.Errorf("journal row: rec is %T", row[0])
 	}
-	if sc.ts, ok = row[1].(int64); !ok {
-		return fmt.Errorf("journal row %q: ts is %T", sc.keys, row[1])
-	}
-	switch v := row[2].(type) {
-	case nil:
-		sc.ev = nil
-	case []byte:
-		sc.ev = v
-	default:
-		return fmt.Errorf("journal row %q: ev is %T", sc.keys, row[2])
-	}
-	return sc.build(ev)
+	return sc.build(rec, ev)
 }
 
-func (sc *rowScanner) build(ev *domain.Event) error {
+func (sc *rowScanner) build(rec []byte, ev *domain.Event) error {
+	if len(rec) == 0 {
+		return errors.New("journal row: empty record")
+	}
 	if sc.statusV == nil {
 		sc.statusV = map[string]domain.Status{}
 	}
-	pk, rest, ok1 := strings.Cut(sc.keys, "\x00")
-	sk, status, ok2 := strings.Cut(rest, "\x00")
-	id, ok3 := strings.CutPrefix(pk, domain.SessionKeyPrefix)
-	if !ok1 || !ok2 || !ok3 {
-		return fmt.Errorf("journal item %q: malformed keys", sc.keys)
-	}
-	// Statuses repeat: keep one string per distinct value, so that the batch does not
-	// pin each row's key string through its status.
-	st, ok := sc.statusV[status]
-	if !ok {
-		st = domain.Status(strings.Clone(status))
-		sc.statusV[status] = st
-	}
-	*ev = domain.Event{SessionID: id, SK: sk, Status: st, Timestamp: time.UnixMilli(sc.ts).UTC()}
-	if len(sc.ev) > 0 {
-		if err := decodeEventExtra(sc.ev, ev); err != nil {
-			return fmt.Errorf("journal item %s/%s: %w", pk, sk, err)
-		}
+	err := decodeEventRecord(unsafe.String(&rec[0], len(rec)), ev, sc.status)
+	if err != nil {
+		return fmt.Errorf("journal item %q: %w", rec, err)
 	}
 	return nil
+}
+
+// status returns one string per distinct status, so that an event's status does not pin
+// its whole record.
+func (sc *rowScanner) status(s string) domain.Status {
+	st, ok := sc.statusV[s]
+	if !ok {
+		st = domain.Status(strings.Clone(s))
+		sc.statusV[s] = st
+	}
+	return st
 }

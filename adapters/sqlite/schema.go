@@ -7,10 +7,12 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/agentwatch/agentwatch/domain"
 )
 
 // SchemaVersion is the schema version this package writes and reads.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // migration brings the schema from version i to i+1, inside the migrating transaction.
 type migration func(ctx context.Context, tx *sql.Tx) error
@@ -19,6 +21,7 @@ type migration func(ctx context.Context, tx *sql.Tx) error
 // changes.
 var migrations = []migration{
 	migrateV1,
+	migrateV2,
 }
 
 // schemaV1 holds the tables that are not generationed: the journal, checkpoints, the
@@ -79,6 +82,69 @@ func migrateV1(ctx context.Context, tx *sql.Tx) error {
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE generations SET current = 1 WHERE gen = 1`); err != nil {
 		return fmt.Errorf("make generation 1 current: %w", err)
+	}
+	return nil
+}
+
+// migrateV2 gives every journal row its whole event in one binary column, rec
+// (encodeEventRecord), in place of ev, which held only what the key columns did not,
+// and of item, the JSON that rec makes redundant: a scan reads one column per row
+// instead of three, from a journal a third the size.
+func migrateV2(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, `ALTER TABLE journal ADD COLUMN rec BLOB`); err != nil {
+		return fmt.Errorf("add journal rec: %w", err)
+	}
+	type row struct {
+		seq int64
+		rec []byte
+	}
+	var last int64
+	for {
+		rows, err := tx.QueryContext(ctx, `SELECT seq, pk, sk, status, ts, ev FROM journal WHERE seq > ? ORDER BY seq LIMIT 10000`, last)
+		if err != nil {
+			return fmt.Errorf("read journal after %d: %w", last, err)
+		}
+		var batch []row
+		for rows.Next() {
+			var (
+				seq, ts        int64
+				pk, sk, status string
+				extra          []byte
+			)
+			if err := rows.Scan(&seq, &pk, &sk, &status, &ts, &extra); err != nil {
+				rows.Close()
+				return fmt.Errorf("read journal after %d: %w", last, err)
+			}
+			ev := domain.Event{SessionID: strings.TrimPrefix(pk, domain.SessionKeyPrefix), SK: sk, Status: domain.Status(status),
+				Timestamp: time.UnixMilli(ts).UTC()}
+			if len(extra) > 0 {
+				if err := decodeEventExtra(extra, &ev); err != nil {
+					rows.Close()
+					return fmt.Errorf("journal item %s/%s (position %d): %w", pk, sk, seq, err)
+				}
+			}
+			batch = append(batch, row{seq, encodeEventRecord(nil, &ev)})
+		}
+		if err := rows.Close(); err != nil {
+			return fmt.Errorf("read journal after %d: %w", last, err)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read journal after %d: %w", last, err)
+		}
+		if len(batch) == 0 {
+			break
+		}
+		for _, r := range batch {
+			if _, err := tx.ExecContext(ctx, `UPDATE journal SET rec = ? WHERE seq = ?`, r.rec, r.seq); err != nil {
+				return fmt.Errorf("write journal rec at %d: %w", r.seq, err)
+			}
+		}
+		last = batch[len(batch)-1].seq
+	}
+	for _, col := range []string{"ev", "item"} {
+		if _, err := tx.ExecContext(ctx, `ALTER TABLE journal DROP COLUMN `+col); err != nil {
+			return fmt.Errorf("drop journal %s: %w", col, err)
+		}
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -323,7 +324,7 @@ type journalSource struct {
 	db *DB
 }
 
-const tailSQL = `SELECT seq, pk, sk, item FROM journal WHERE seq > ? ORDER BY seq LIMIT ?`
+const tailSQL = `SELECT seq, pk, sk, ` + scanColumns + ` FROM journal WHERE seq > ? ORDER BY seq LIMIT ?`
 
 func (j journalSource) readAfter(ctx context.Context, _ string, after int64, limit int) ([]tailRow, error) {
 	st, err := j.db.stmt(ctx, j.db.read, tailSQL)
@@ -336,11 +337,23 @@ func (j journalSource) readAfter(ctx context.Context, _ string, after int64, lim
 	}
 	defer rows.Close()
 	var out []tailRow
+	var sc rowScanner
 	for rows.Next() {
 		var r tailRow
 		var pk, sk string
-		if err := rows.Scan(&r.seq, &pk, &sk, &r.payload); err != nil {
+		var rec []byte
+		if err := rows.Scan(&r.seq, &pk, &sk, &rec); err != nil {
 			return nil, fmt.Errorf("read journal after %d: %w", after, err)
+		}
+		// The payload is the item in JSON, as the journal's other feeds carry it.
+		var ev domain.Event
+		if err := sc.build(rec, &ev); err != nil {
+			return nil, fmt.Errorf("read journal after %d: %w", after, err)
+		}
+		item := ev.Item()
+		var err error
+		if r.payload, err = json.Marshal(&item); err != nil {
+			return nil, fmt.Errorf("read journal after %d: encode %s/%s: %w", after, pk, sk, err)
 		}
 		r.uuid = pk + "/" + sk
 		r.metadata = message.Metadata{MetadataPosition: strconv.FormatInt(r.seq, 10), MetadataPK: pk, MetadataSK: sk}
