@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -211,6 +212,40 @@ func TestBulkLoadMatchesModel(t *testing.T) {
 	gen, err := store.CurrentGeneration(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, 1, gen)
+}
+
+// TestBulkLoadFailsWhole: a part found bad after the sessions were written (an index
+// item twice, known only once the items are ready) fails the load, and nothing of it is
+// left in the generation.
+func TestBulkLoadFailsWhole(t *testing.T) {
+	ctx := t.Context()
+	db := openDB(t)
+	m := projections.NewModel()
+	events := storetest.GenerateEvents(3, 50, day)
+	for i := range events {
+		m.Apply(&events[i])
+	}
+	items := m.Index()
+	require.NotEmpty(t, items)
+	bad := app.GenerationData{
+		Sessions: m.Sessions(),
+		Items: func() []executionindex.Item {
+			time.Sleep(50 * time.Millisecond) // ready while the sessions are being written
+			return append(items, items[0])
+		},
+		Buckets: func() []agentstats.Bucket { return nil },
+		Stuck:   func() []app.StuckWrite { return nil },
+	}
+	store := sqlite.NewReadModelStore(db, 2)
+	require.NoError(t, store.CreateGeneration(ctx, 2))
+	err := store.BulkLoad(ctx, 2, bad)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), items[0].ExecutionArn)
+	assert.Contains(t, err.Error(), "appears twice")
+
+	loaded, err := store.LoadSessions(ctx, []string{m.Sessions()[0].ID})
+	require.NoError(t, err)
+	assert.Empty(t, loaded, "the sessions written before the failure are rolled back")
 }
 
 // TestCommitFollowsSwitch: a projector on the current generation never writes a
