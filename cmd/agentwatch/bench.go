@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -34,12 +37,16 @@ type benchResult struct {
 	WriteRequests    int64   `json:"dynamodbWriteRequests,omitempty"`
 	WritesPerEvent   float64 `json:"dynamodbWriteRequestsPerEvent,omitempty"`
 	PeakRSSBytes     int64   `json:"peakRssBytes"`
-	NaiveSeconds     float64 `json:"naiveSeconds,omitempty"`
-	NaiveWrites      int64   `json:"naiveWriteRequests,omitempty"`
-	NaiveTimeRatio   float64 `json:"naiveTimeRatio,omitempty"`
-	NaiveWritesRatio float64 `json:"naiveWriteRequestsRatio,omitempty"`
-	RouterSeconds    float64 `json:"routerSeconds,omitempty"`
-	RouterTimeRatio  float64 `json:"routerTimeRatio,omitempty"`
+	// PeakRSSScope says what PeakRSSBytes covers: "rebuild" (the peak was reset after
+	// the journal was generated and loaded) or "process" (the whole run).
+	PeakRSSScope        string  `json:"peakRssScope"`
+	ProcessPeakRSSBytes int64   `json:"processPeakRssBytes"`
+	NaiveSeconds        float64 `json:"naiveSeconds,omitempty"`
+	NaiveWrites         int64   `json:"naiveWriteRequests,omitempty"`
+	NaiveTimeRatio      float64 `json:"naiveTimeRatio,omitempty"`
+	NaiveWritesRatio    float64 `json:"naiveWriteRequestsRatio,omitempty"`
+	RouterSeconds       float64 `json:"routerSeconds,omitempty"`
+	RouterTimeRatio     float64 `json:"routerTimeRatio,omitempty"`
 }
 
 func newBenchCommand(g *globals) *cobra.Command {
@@ -123,6 +130,11 @@ func (g *globals) bench(ctx context.Context, n int, seed uint64) error {
 			}
 		}
 		runtime.GC()
+		loadPeak := peakRSS()
+		res.PeakRSSScope = "process"
+		if resetPeakRSS() {
+			res.PeakRSSScope = "rebuild"
+		}
 
 		var before dynamodb.RequestCounts
 		if cmp.counter != nil {
@@ -146,8 +158,13 @@ func (g *globals) bench(ctx context.Context, n int, seed uint64) error {
 		res.EventsPerSecond = float64(rep.Events) / res.RebuildSeconds
 		res.ScanFoldSeconds, res.WriteSeconds = rep.ScanFold.Seconds(), rep.Load.Seconds()
 		res.PeakRSSBytes = peakRSS()
-		fmt.Fprintf(g.out, "rebuild: %d events, %d sessions in %.3fs = %.0f events/s (scan+fold %.3fs, write %.3fs), peak RSS %d MiB\n",
-			res.Events, res.Sessions, res.RebuildSeconds, res.EventsPerSecond, res.ScanFoldSeconds, res.WriteSeconds, res.PeakRSSBytes>>20)
+		res.ProcessPeakRSSBytes = max(loadPeak, res.PeakRSSBytes)
+		if res.PeakRSSScope != "rebuild" {
+			res.PeakRSSBytes = res.ProcessPeakRSSBytes
+		}
+		fmt.Fprintf(g.out, "rebuild: %d events, %d sessions in %.3fs = %.0f events/s (scan+fold %.3fs, write %.3fs), peak RSS %d MiB (%s; whole run %d MiB)\n",
+			res.Events, res.Sessions, res.RebuildSeconds, res.EventsPerSecond, res.ScanFoldSeconds, res.WriteSeconds,
+			res.PeakRSSBytes>>20, res.PeakRSSScope, res.ProcessPeakRSSBytes>>20)
 		if cmp.counter != nil {
 			d := cmp.counter.Snapshot().Sub(before)
 			res.Requests, res.WriteRequests = d.Total, d.Writes
@@ -219,11 +236,42 @@ func benchEvents(n int, seed uint64) ([]domain.Event, error) {
 	return out, nil
 }
 
-// peakRSS is the process's peak resident set size.
+// resetPeakRSS hands the memory the process no longer uses back to the system and
+// resets its peak resident set size (Linux: /proc/self/clear_refs), so that peakRSS
+// then measures what comes after. It reports whether the reset took.
+func resetPeakRSS() bool {
+	debug.FreeOSMemory()
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		return false
+	}
+	_, ok := vmHWM()
+	return ok
+}
+
+// peakRSS is the process's peak resident set size since the last resetPeakRSS, or over
+// its whole life where that cannot be reset.
 func peakRSS() int64 {
+	if v, ok := vmHWM(); ok {
+		return v
+	}
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
 	}
 	return ru.Maxrss * 1024
+}
+
+// vmHWM reads the peak resident set size from /proc/self/status.
+func vmHWM() (int64, bool) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, false
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb * 1024, err == nil
+		}
+	}
+	return 0, false
 }
