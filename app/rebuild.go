@@ -91,17 +91,20 @@ type RebuildOptions struct {
 
 // RebuildReport says what a rebuild did.
 type RebuildReport struct {
-	FromGeneration int           `json:"fromGeneration"`
-	ToGeneration   int           `json:"toGeneration"`
-	Events         int64         `json:"events"`
-	Sessions       int           `json:"sessions"`
-	Executions     int           `json:"executions"`
-	StatsBuckets   int           `json:"statsBuckets"`
-	StuckEntries   int           `json:"stuckEntries"`
-	CaughtUp       int           `json:"caughtUpEvents"`
-	ScanFold       time.Duration `json:"scanFoldNs"`
-	Load           time.Duration `json:"loadNs"`
-	Total          time.Duration `json:"totalNs"`
+	FromGeneration int   `json:"fromGeneration"`
+	ToGeneration   int   `json:"toGeneration"`
+	Events         int64 `json:"events"`
+	Sessions       int   `json:"sessions"`
+	Executions     int   `json:"executions"`
+	StatsBuckets   int   `json:"statsBuckets"`
+	StuckEntries   int   `json:"stuckEntries"`
+	CaughtUp       int   `json:"caughtUpEvents"`
+	// ScanFold is the time to read the journal and fold it into sessions.
+	ScanFold time.Duration `json:"scanFoldNs"`
+	// Load is the time to write the new generation, computing the read models from the
+	// sessions meanwhile.
+	Load  time.Duration `json:"loadNs"`
+	Total time.Duration `json:"totalNs"`
 }
 
 // Projection names.
