@@ -69,7 +69,8 @@ func TestMigrateV2GivesEveryJournalRowItsRecord(t *testing.T) {
 	rows, err := journal.ReadAfter(ctx, 0, 100)
 	require.NoError(t, err)
 	var tailed []domain.Event
-	for _, r := range rows {
+	for i, r := range rows {
+		assert.Equal(t, int64(i+1), r.Seq, "positions are kept, and continue")
 		tailed = append(tailed, r.Event)
 	}
 	byKey := func(a, b domain.Event) int { return strings.Compare(a.SessionID+a.SK, b.SessionID+b.SK) }
