@@ -510,6 +510,74 @@ func scanExecItem(rows *sql.Rows, it *executionindex.Item) error {
 	return nil
 }
 
+// executionsQuery is the SQL of one page of q (normalized). The cursor is a row-value
+// comparison, (start_date, execution_arn) < (?, ?), which SQLite turns into a range of
+// the index it walks, so a page deep in costs what the first one does (written as an OR
+// of two comparisons, the same condition made it scan the index from the top).
+func executionsQuery(t genTables, q executionindex.Query) (string, []any, error) {
+	var where []string
+	var args []any
+	if q.AgentName != "" {
+		where = append(where, `agent_name = ?`)
+		args = append(args, q.AgentName)
+	}
+	if q.Status != "" {
+		where = append(where, `status = ?`)
+		args = append(args, q.Status)
+	}
+	from, to := "", ""
+	if !q.From.IsZero() {
+		from = domain.FormatTime(q.From)
+	}
+	if !q.To.IsZero() {
+		to = domain.FormatTime(q.To)
+	}
+	cmp, order := `<`, `DESC`
+	if q.Ascending {
+		cmp, order = `>`, `ASC`
+	}
+	var cursor *executionindex.Cursor
+	if q.Cursor != "" {
+		c, err := executionindex.DecodeCursor(q.Cursor)
+		if err != nil {
+			return "", nil, err
+		}
+		cursor = &c
+		// Of two bounds on the same side, only the tighter one is kept: SQLite seeks by
+		// one of them, and the other would have it walk from there to the cursor.
+		switch {
+		case q.Ascending && from != "" && c.StartDate >= from:
+			from = ""
+		case q.Ascending && from != "":
+			cursor = nil
+		case !q.Ascending && to != "" && c.StartDate <= to:
+			to = ""
+		case !q.Ascending && to != "":
+			cursor = nil
+		}
+	}
+	if from != "" {
+		where = append(where, `start_date >= ?`)
+		args = append(args, from)
+	}
+	if to != "" {
+		where = append(where, `start_date <= ?`)
+		args = append(args, to)
+	}
+	if cursor != nil {
+		where = append(where, `(start_date, execution_arn) `+cmp+` (?, ?)`)
+		args = append(args, cursor.StartDate, cursor.Arn)
+	}
+	var b strings.Builder
+	b.WriteString(`SELECT ` + execColumns + ` FROM ` + t.executions)
+	if len(where) > 0 {
+		b.WriteString(` WHERE ` + strings.Join(where, ` AND `))
+	}
+	b.WriteString(` ORDER BY start_date ` + order + `, execution_arn ` + order + ` LIMIT ?`)
+	args = append(args, q.Limit+1)
+	return b.String(), args, nil
+}
+
 // Query answers an index query in startDate order (newest first unless q.Ascending),
 // ties broken by ARN, from the index that fits: (agent, startDate), (status,
 // startDate), or startDate alone. NextCursor is set exactly when more items follow.
@@ -521,45 +589,11 @@ func (s *ReadModelStore) Query(ctx context.Context, q executionindex.Query) (exe
 	if err != nil {
 		return executionindex.Page{}, fmt.Errorf("query executions: %w", err)
 	}
-	var where []string
-	var args []any
-	if q.AgentName != "" {
-		where = append(where, `agent_name = ?`)
-		args = append(args, q.AgentName)
+	query, args, err := executionsQuery(g.t, q)
+	if err != nil {
+		return executionindex.Page{}, fmt.Errorf("query executions: %w", err)
 	}
-	if q.Status != "" {
-		where = append(where, `status = ?`)
-		args = append(args, q.Status)
-	}
-	if !q.From.IsZero() {
-		where = append(where, `start_date >= ?`)
-		args = append(args, domain.FormatTime(q.From))
-	}
-	if !q.To.IsZero() {
-		where = append(where, `start_date <= ?`)
-		args = append(args, domain.FormatTime(q.To))
-	}
-	cmp, order := `<`, `DESC`
-	if q.Ascending {
-		cmp, order = `>`, `ASC`
-	}
-	if q.Cursor != "" {
-		c, err := executionindex.DecodeCursor(q.Cursor)
-		if err != nil {
-			return executionindex.Page{}, fmt.Errorf("query executions: %w", err)
-		}
-		where = append(where, `(start_date `+cmp+` ? OR (start_date = ? AND execution_arn `+cmp+` ?))`)
-		args = append(args, c.StartDate, c.StartDate, c.Arn)
-	}
-	var b strings.Builder
-	b.WriteString(`SELECT ` + execColumns + ` FROM ` + g.t.executions)
-	if len(where) > 0 {
-		b.WriteString(` WHERE ` + strings.Join(where, ` AND `))
-	}
-	b.WriteString(` ORDER BY start_date ` + order + `, execution_arn ` + order + ` LIMIT ?`)
-	args = append(args, q.Limit+1)
-
-	rows, err := s.db.read.QueryContext(ctx, b.String(), args...)
+	rows, err := s.db.read.QueryContext(ctx, query, args...)
 	if err != nil {
 		return executionindex.Page{}, fmt.Errorf("query executions: %w", err)
 	}
