@@ -33,8 +33,9 @@ type GenerationStore interface {
 
 // GenerationData is a folded state for GenerationStore.BulkLoad. The sessions are
 // there from the start; the read models derived from them may still be being computed
-// when the load begins: a store asks for each (Items, Buckets, Stuck; each waits until
-// its part is ready) when it needs it, and writes what it has meanwhile.
+// when the load begins: a store asks for each (AllItems, AllBuckets, AllStuck; each
+// waits until its part is ready; a nil function is an empty part) when it needs it, and
+// writes what it has meanwhile.
 type GenerationData struct {
 	// Sessions are sorted by id, without repeats.
 	Sessions []*domain.Session
@@ -44,6 +45,22 @@ type GenerationData struct {
 	Buckets func() []agentstats.Bucket
 	// Stuck are sorted by session id, without repeats.
 	Stuck func() []StuckWrite
+}
+
+// AllItems waits for the items (none if Items is nil).
+func (d GenerationData) AllItems() []executionindex.Item { return orNil(d.Items) }
+
+// AllBuckets waits for the stats buckets (none if Buckets is nil).
+func (d GenerationData) AllBuckets() []agentstats.Bucket { return orNil(d.Buckets) }
+
+// AllStuck waits for the detector entries (none if Stuck is nil).
+func (d GenerationData) AllStuck() []StuckWrite { return orNil(d.Stuck) }
+
+func orNil[T any](f func() []T) []T {
+	if f == nil {
+		return nil
+	}
+	return f()
 }
 
 // GenerationOf is the GenerationData of values at hand.
@@ -236,7 +253,7 @@ func (r *Rebuilder) Rebuild(ctx context.Context, opts RebuildOptions) (rep Rebui
 		return rep, fmt.Errorf("load generation %d: %w", next, err)
 	}
 	rep.Load = time.Since(loadStart)
-	rep.Sessions, rep.Executions, rep.StatsBuckets, rep.StuckEntries = len(data.Sessions), len(data.Items()), len(data.Buckets()), len(data.Stuck())
+	rep.Sessions, rep.Executions, rep.StatsBuckets, rep.StuckEntries = len(data.Sessions), len(data.AllItems()), len(data.AllBuckets()), len(data.AllStuck())
 
 	cpName := GenerationCheckpoint(next)
 	proj := NewProjector(r.gens.ProjectionStoreOf(next), r.logger, r.metrics)

@@ -48,7 +48,7 @@ func (s *ReadModelStore) BulkLoad(ctx context.Context, gen int, data app.Generat
 		l.reqs[key] = r
 	}
 	sessionsL, itemsL, statsL, stuckL := newLoad(t.Sessions), newLoad(t.Executions), newLoad(t.AgentStats), newLoad(t.Stuck)
-	sessions, items, buckets, stuckWrites := data.Sessions, data.Items(), data.Buckets(), data.Stuck()
+	sessions, items, buckets, stuckWrites := data.Sessions, data.AllItems(), data.AllBuckets(), data.AllStuck()
 	for _, ss := range sessions {
 		body, err := json.Marshal(ss)
 		if err != nil {

@@ -907,7 +907,7 @@ func (s *ReadModelStore) BulkLoad(ctx context.Context, gen int, data app.Generat
 	encSessions := encodeAhead(ctx, "session", func() []*domain.Session { return data.Sessions },
 		func(s **domain.Session) string { return (*s).ID },
 		func(b []byte, s **domain.Session) []byte { return encodeSession(b, *s) })
-	encItems := encodeAhead(ctx, "execution", data.Items,
+	encItems := encodeAhead(ctx, "execution", data.AllItems,
 		func(it *executionindex.Item) string { return it.ExecutionArn },
 		func(b []byte, it *executionindex.Item) []byte {
 			if it.IndexedAt != "" {
@@ -917,7 +917,7 @@ func (s *ReadModelStore) BulkLoad(ctx context.Context, gen int, data app.Generat
 			stamped.IndexedAt = indexedAt
 			return encodeItem(b, &stamped)
 		})
-	encStuck := encodeAhead(ctx, "stuck entry", data.Stuck,
+	encStuck := encodeAhead(ctx, "stuck entry", data.AllStuck,
 		func(w *app.StuckWrite) string { return w.Entry.SessionID },
 		func(b []byte, w *app.StuckWrite) []byte {
 			if w.Delete {
@@ -997,7 +997,7 @@ func (s *ReadModelStore) BulkLoad(ctx context.Context, gen int, data app.Generat
 
 		ins = newMultiInsert(tx, `INSERT INTO `+t.stats+` (agent, bucket, counter, value) VALUES `, 4,
 			` ON CONFLICT (agent, bucket, counter) DO UPDATE SET value = excluded.value`)
-		for _, c := range statRows(data.Buckets()) {
+		for _, c := range statRows(data.AllBuckets()) {
 			if c.delta == 0 {
 				if _, err := tx.ExecContext(ctx, `DELETE FROM `+t.stats+` WHERE agent = ? AND bucket = ? AND counter = ?`, c.agent, c.bucket, c.counter); err != nil {
 					return fmt.Errorf("load stats: %w", err)
