@@ -240,11 +240,14 @@ func (r *Rebuilder) Rebuild(ctx context.Context, opts RebuildOptions) (rep Rebui
 	// computed on other goroutines: the fold is done, and the model's readers may run
 	// at once.
 	now := opts.Now()
+	items := inBackground(model.Index)
 	data := GenerationData{
 		Sessions: model.Sessions(),
-		Items:    inBackground(model.Index),
-		Buckets:  inBackground(model.Stats),
-		Stuck:    inBackground(func() []StuckWrite { return r.stuckWrites(model, now) }),
+		Items:    items,
+		// Needed only after the items are written: computed after them, so as not to
+		// slow down what the store waits for first.
+		Buckets: inBackground(func() []agentstats.Bucket { items(); return model.Stats() }),
+		Stuck:   inBackground(func() []StuckWrite { items(); return r.stuckWrites(model, now) }),
 	}
 	rep.ScanFold = time.Since(began)
 

@@ -129,6 +129,8 @@ func (g *globals) bench(ctx context.Context, n int, seed uint64) error {
 				return err
 			}
 		}
+		// And the kernel's writeback of all that is not left to compete with it.
+		syscall.Sync()
 		runtime.GC()
 		loadPeak := peakRSS()
 		res.PeakRSSScope = "process"
