@@ -10,7 +10,6 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -130,7 +129,7 @@ func (g *globals) bench(ctx context.Context, n int, seed uint64) error {
 			}
 		}
 		// And the kernel's writeback of all that is not left to compete with it.
-		syscall.Sync()
+		syncFiles()
 		runtime.GC()
 		loadPeak := peakRSS()
 		res.PeakRSSScope = "process"
@@ -256,11 +255,7 @@ func peakRSS() int64 {
 	if v, ok := vmHWM(); ok {
 		return v
 	}
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return ru.Maxrss * 1024
+	return lifetimePeakRSS()
 }
 
 // vmHWM reads the peak resident set size from /proc/self/status.
