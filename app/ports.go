@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/agentwatch/agentwatch/domain"
@@ -119,6 +120,42 @@ type StatsQuery struct {
 	// From and To bound the bucket start, inclusive; zero means unbounded.
 	From, To time.Time
 }
+
+// Prefixes checks q and returns the bucket prefixes it selects: its granularity, or
+// both (days first) when it is "". A store answers with the buckets under them.
+func (q *StatsQuery) Prefixes() ([]string, error) {
+	var prefixes []string
+	switch q.Granularity {
+	case agentstats.HourPrefix, agentstats.DayPrefix:
+		prefixes = []string{q.Granularity}
+	case "":
+		prefixes = []string{agentstats.DayPrefix, agentstats.HourPrefix}
+	default:
+		return nil, &domain.FieldError{Field: "granularity",
+			Reason: fmt.Sprintf("must be %q or %q", agentstats.HourPrefix, agentstats.DayPrefix)}
+	}
+	if !q.From.IsZero() && !q.To.IsZero() && q.To.Before(q.From) {
+		return nil, &domain.FieldError{Field: "to", Reason: "must not be before from"}
+	}
+	return prefixes, nil
+}
+
+// SessionConflict is the error of a commit that found a session no longer at the
+// version it was loaded at (Version 0: it did not exist, and now does). It matches
+// domain.ErrConflict.
+type SessionConflict struct {
+	SessionID string
+	Version   int64
+}
+
+func (e *SessionConflict) Error() string {
+	if e.Version == 0 {
+		return fmt.Sprintf("session %s already exists: %v", e.SessionID, domain.ErrConflict)
+	}
+	return fmt.Sprintf("session %s is no longer at version %d: %v", e.SessionID, e.Version, domain.ErrConflict)
+}
+
+func (e *SessionConflict) Unwrap() error { return domain.ErrConflict }
 
 // StatsReader reads stats buckets.
 type StatsReader interface {

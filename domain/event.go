@@ -3,6 +3,7 @@ package domain
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -49,6 +50,30 @@ func (e *Event) PK() string { return SessionKeyPrefix + e.SessionID }
 
 // Key identifies the event in the journal: PK and SK together.
 func (e *Event) Key() string { return e.SessionID + "\x00" + e.SK }
+
+// CheckJournal reports what keeps e from being stored as a journal item: an empty
+// session id, an SK that is not EVENT#..., no status, no timestamp, an EXECUTION_* event
+// without its ARN. Each is a *FieldError; they come joined. The decoders validate the
+// rest.
+func (e *Event) CheckJournal() error {
+	var errs []error
+	if e.SessionID == "" {
+		errs = append(errs, &FieldError{Field: "PK", Reason: "has an empty session id"})
+	}
+	if !strings.HasPrefix(e.SK, EventKeyPrefix) || len(e.SK) == len(EventKeyPrefix) {
+		errs = append(errs, &FieldError{Field: "SK", Reason: "must be EVENT#{timestamp}"})
+	}
+	if e.Status == "" {
+		errs = append(errs, &FieldError{Field: "Status", Reason: "is missing"})
+	}
+	if e.Timestamp.IsZero() {
+		errs = append(errs, &FieldError{Field: "Timestamp", Reason: "is missing"})
+	}
+	if e.Status.IsExecution() && e.Exec.ExecutionArn == "" {
+		errs = append(errs, &FieldError{Field: "ExecutionArn", Reason: "is missing (required on EXECUTION_* events)"})
+	}
+	return errors.Join(errs...)
+}
 
 // Execution is what a Step Functions status change says about its execution.
 type Execution struct {

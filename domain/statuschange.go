@@ -318,6 +318,20 @@ func epochMillis(m map[string]json.RawMessage, field string, fe fieldErrors) tim
 	return time.UnixMilli(ms).UTC()
 }
 
+// PayloadText is an execution input or output given as text, as a status change keeps
+// it: the JSON text as written, nil when empty, and text that is not JSON (Step
+// Functions always sends JSON; an emulator might not) as a JSON string.
+func PayloadText(s string) json.RawMessage {
+	if s == "" {
+		return nil
+	}
+	if json.Valid([]byte(s)) {
+		return json.RawMessage(s)
+	}
+	b, _ := json.Marshal(s)
+	return b
+}
+
 // payload reads an execution input or output: a JSON string holding JSON text, or null.
 func payload(m map[string]json.RawMessage, field string, fe fieldErrors) json.RawMessage {
 	raw, ok := m[field]
@@ -329,16 +343,7 @@ func payload(m map[string]json.RawMessage, field string, fe fieldErrors) json.Ra
 		return nil
 	case "string":
 		s, _ := jsonString(raw)
-		if s == "" {
-			return nil
-		}
-		if json.Valid([]byte(s)) {
-			return json.RawMessage(s)
-		}
-		// Not JSON (Step Functions always sends JSON; an emulator might not): keep the
-		// text as a JSON string.
-		b, _ := json.Marshal(s)
-		return b
+		return PayloadText(s)
 	}
 	// Tolerated: the payload as JSON rather than as a string holding JSON.
 	return append(json.RawMessage(nil), raw...)

@@ -24,21 +24,6 @@ import (
 	"github.com/agentwatch/agentwatch/projections/stuck"
 )
 
-// conflictError reports the session whose version moved.
-type conflictError struct {
-	sessionID string
-	version   int64
-}
-
-func (e *conflictError) Error() string {
-	if e.version == 0 {
-		return fmt.Sprintf("session %s already exists: %v", e.sessionID, domain.ErrConflict)
-	}
-	return fmt.Sprintf("session %s is no longer at version %d: %v", e.sessionID, e.version, domain.ErrConflict)
-}
-
-func (e *conflictError) Unwrap() error { return domain.ErrConflict }
-
 // errGenerationMoved: a store following the current generation committed while a
 // switch happened.
 var errGenerationMoved = fmt.Errorf("the current read-model generation changed: %w", domain.ErrConflict)
@@ -171,7 +156,7 @@ func (s *ReadModelStore) commit(ctx context.Context, b *app.Batch) error {
 		id := b.Sessions[i].Session.ID
 		if seen[id] {
 			// As the embedded backend: the second write finds the version moved.
-			return &conflictError{sessionID: id, version: b.Sessions[i].Version}
+			return &app.SessionConflict{SessionID: id, Version: b.Sessions[i].Version}
 		}
 		seen[id] = true
 	}
@@ -328,7 +313,7 @@ func (s *ReadModelStore) splitBatch(ctx context.Context, w *commitWriter, b *app
 		sw := &b.Sessions[i]
 		before := stored[sw.Session.ID]
 		if before.Version != sw.Version {
-			return nil, &conflictError{sessionID: sw.Session.ID, version: sw.Version}
+			return nil, &app.SessionConflict{SessionID: sw.Session.ID, Version: sw.Version}
 		}
 		cb, okb := agentstats.ContributionOf(&before.Session)
 		ca, oka := agentstats.ContributionOf(&sw.Session)
@@ -485,7 +470,7 @@ func (s *ReadModelStore) transact(ctx context.Context, items []txItem) error {
 				case txIndex:
 					// The stored item has a higher rank: leave it, as the guard means.
 				case txSession:
-					conflict = &conflictError{sessionID: items[i].sessionID, version: items[i].version}
+					conflict = &app.SessionConflict{SessionID: items[i].sessionID, Version: items[i].version}
 				case txGeneration:
 					s.forgetGeneration()
 					conflict = errGenerationMoved

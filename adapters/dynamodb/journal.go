@@ -2,7 +2,6 @@ package dynamodb
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -72,7 +71,7 @@ func (s *JournalStore) Append(ctx context.Context, events []domain.Event) ([]app
 	var todo []int
 	for i := range events {
 		ev := &events[i]
-		if err := checkEvent(ev); err != nil {
+		if err := ev.CheckJournal(); err != nil {
 			return nil, fmt.Errorf("append %s/%s: %w", ev.PK(), ev.SK, err)
 		}
 		it := ev.Item()
@@ -110,27 +109,6 @@ func (s *JournalStore) Append(ctx context.Context, events []domain.Event) ([]app
 		return nil, fmt.Errorf("append %d events: %w", len(events), err)
 	}
 	return results, nil
-}
-
-// checkEvent checks what the journal relies on; the decoders validate the rest.
-func checkEvent(ev *domain.Event) error {
-	var errs []error
-	if ev.SessionID == "" {
-		errs = append(errs, &domain.FieldError{Field: "PK", Reason: "has an empty session id"})
-	}
-	if !strings.HasPrefix(ev.SK, domain.EventKeyPrefix) || len(ev.SK) == len(domain.EventKeyPrefix) {
-		errs = append(errs, &domain.FieldError{Field: "SK", Reason: "must be EVENT#{timestamp}"})
-	}
-	if ev.Status == "" {
-		errs = append(errs, &domain.FieldError{Field: "Status", Reason: "is missing"})
-	}
-	if ev.Timestamp.IsZero() {
-		errs = append(errs, &domain.FieldError{Field: "Timestamp", Reason: "is missing"})
-	}
-	if ev.Status.IsExecution() && ev.Exec.ExecutionArn == "" {
-		errs = append(errs, &domain.FieldError{Field: "ExecutionArn", Reason: "is missing (required on EXECUTION_* events)"})
-	}
-	return errors.Join(errs...)
 }
 
 // DecodeItem decodes a journal item as DynamoDB returns it (GetItem, Query, Scan, a

@@ -12,7 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/agentwatch/agentwatch/app"
-	"github.com/agentwatch/agentwatch/domain"
 	"github.com/agentwatch/agentwatch/projections/agentstats"
 )
 
@@ -26,18 +25,9 @@ import (
 // holds one small item per agent and hour or day, and listing every agent is an
 // operator's occasional question, so an index for it would cost more than it saves.
 func (s *ReadModelStore) Stats(ctx context.Context, q app.StatsQuery) ([]agentstats.Bucket, error) {
-	var prefixes []string
-	switch q.Granularity {
-	case agentstats.HourPrefix, agentstats.DayPrefix:
-		prefixes = []string{q.Granularity}
-	case "":
-		prefixes = []string{agentstats.DayPrefix, agentstats.HourPrefix}
-	default:
-		return nil, fmt.Errorf("stats: %w", &domain.FieldError{Field: "granularity",
-			Reason: fmt.Sprintf("must be %q or %q", agentstats.HourPrefix, agentstats.DayPrefix)})
-	}
-	if !q.From.IsZero() && !q.To.IsZero() && q.To.Before(q.From) {
-		return nil, fmt.Errorf("stats: %w", &domain.FieldError{Field: "to", Reason: "must not be before from"})
+	prefixes, err := q.Prefixes()
+	if err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
 	}
 	t, _, err := s.tables(ctx)
 	if err != nil {

@@ -2,7 +2,6 @@ package sfn
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -227,8 +226,8 @@ func statusChangeOf(out *sfn.DescribeExecutionOutput) domain.StatusChange {
 		StartDate:              utc(out.StartDate),
 		StopDate:               utc(out.StopDate),
 		RedriveDate:            utc(out.RedriveDate),
-		Input:                  payload(out.Input),
-		Output:                 payload(out.Output),
+		Input:                  domain.PayloadText(aws.ToString(out.Input)),
+		Output:                 domain.PayloadText(aws.ToString(out.Output)),
 		Error:                  aws.ToString(out.Error),
 		Cause:                  aws.ToString(out.Cause),
 		RedriveCount:           int(aws.ToInt32(out.RedriveCount)),
@@ -244,20 +243,6 @@ func statusChangeOf(out *sfn.DescribeExecutionOutput) domain.StatusChange {
 		sc.OutputIncluded = aws.Bool(out.OutputDetails.Included)
 	}
 	return sc
-}
-
-// payload is an input or output as domain.DecodeStatusChange keeps an event's: the JSON
-// text as written, nil when absent, and text that is not JSON as a JSON string.
-func payload(p *string) json.RawMessage {
-	s := aws.ToString(p)
-	if s == "" {
-		return nil
-	}
-	if json.Valid([]byte(s)) {
-		return json.RawMessage(s)
-	}
-	b, _ := json.Marshal(s)
-	return b
 }
 
 // utc is t in UTC, or the zero time for nil.

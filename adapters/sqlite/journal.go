@@ -106,24 +106,11 @@ func (s *JournalStore) Append(ctx context.Context, events []domain.Event) ([]app
 	return results, nil
 }
 
-// checkEvent checks what the journal relies on; the decoders validate the rest.
+// checkEvent checks what the journal relies on (domain.Event.CheckJournal) and what
+// this store's columns and codec add: times it can hold in milliseconds, no negative
+// redrive count.
 func checkEvent(ev *domain.Event) error {
-	var errs []error
-	if ev.SessionID == "" {
-		errs = append(errs, &domain.FieldError{Field: "PK", Reason: "has an empty session id"})
-	}
-	if !strings.HasPrefix(ev.SK, domain.EventKeyPrefix) || len(ev.SK) == len(domain.EventKeyPrefix) {
-		errs = append(errs, &domain.FieldError{Field: "SK", Reason: "must be EVENT#{timestamp}"})
-	}
-	if ev.Status == "" {
-		errs = append(errs, &domain.FieldError{Field: "Status", Reason: "is missing"})
-	}
-	if ev.Timestamp.IsZero() {
-		errs = append(errs, &domain.FieldError{Field: "Timestamp", Reason: "is missing"})
-	}
-	if ev.Status.IsExecution() && ev.Exec.ExecutionArn == "" {
-		errs = append(errs, &domain.FieldError{Field: "ExecutionArn", Reason: "is missing (required on EXECUTION_* events)"})
-	}
+	errs := []error{ev.CheckJournal()}
 	if ev.Exec.RedriveCount < 0 {
 		errs = append(errs, &domain.FieldError{Field: "RedriveCount", Reason: "must not be negative"})
 	}

@@ -275,21 +275,6 @@ func encodeBatch(b *app.Batch, indexedAt string) encodedBatch {
 	return e
 }
 
-// conflictError reports the session whose version moved.
-type conflictError struct {
-	sessionID string
-	version   int64
-}
-
-func (e *conflictError) Error() string {
-	if e.version == 0 {
-		return fmt.Sprintf("session %s already exists: %v", e.sessionID, domain.ErrConflict)
-	}
-	return fmt.Sprintf("session %s is no longer at version %d: %v", e.sessionID, e.version, domain.ErrConflict)
-}
-
-func (e *conflictError) Unwrap() error { return domain.ErrConflict }
-
 // commitStmts are the statements of a commit, prepared on the write connection.
 type commitStmts struct {
 	gen                                                                                                            int
@@ -390,7 +375,7 @@ func writeSessions(ctx context.Context, bind func(*sql.Stmt) *sql.Stmt, cs *comm
 		} else {
 			v, ok := storedVersion(cs.gen, w.Version)
 			if !ok {
-				return &conflictError{sessionID: w.Session.ID, version: w.Version}
+				return &app.SessionConflict{SessionID: w.Session.ID, Version: w.Version}
 			}
 			res, err = upd.ExecContext(ctx, enc[i], w.Session.ID, v)
 		}
@@ -402,7 +387,7 @@ func writeSessions(ctx context.Context, bind func(*sql.Stmt) *sql.Stmt, cs *comm
 			return fmt.Errorf("write session %s: %w", w.Session.ID, err)
 		}
 		if n != 1 {
-			return &conflictError{sessionID: w.Session.ID, version: w.Version}
+			return &app.SessionConflict{SessionID: w.Session.ID, Version: w.Version}
 		}
 	}
 	return nil
@@ -623,18 +608,9 @@ func (s *ReadModelStore) Query(ctx context.Context, q executionindex.Query) (exe
 // Stats returns the stats buckets of one agent (or all) at one granularity (HOUR# or
 // DAY#; "" selects both) whose start lies in [From, To], sorted by agent then bucket.
 func (s *ReadModelStore) Stats(ctx context.Context, q app.StatsQuery) ([]agentstats.Bucket, error) {
-	var prefixes []string
-	switch q.Granularity {
-	case agentstats.HourPrefix, agentstats.DayPrefix:
-		prefixes = []string{q.Granularity}
-	case "":
-		prefixes = []string{agentstats.DayPrefix, agentstats.HourPrefix}
-	default:
-		return nil, fmt.Errorf("stats: %w", &domain.FieldError{Field: "granularity",
-			Reason: fmt.Sprintf("must be %q or %q", agentstats.HourPrefix, agentstats.DayPrefix)})
-	}
-	if !q.From.IsZero() && !q.To.IsZero() && q.To.Before(q.From) {
-		return nil, fmt.Errorf("stats: %w", &domain.FieldError{Field: "to", Reason: "must not be before from"})
+	prefixes, err := q.Prefixes()
+	if err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
 	}
 	g, err := s.readSQL(ctx)
 	if err != nil {
