@@ -53,10 +53,28 @@ type JournalReader interface {
 // JournalScanner reads the whole journal for a rebuild.
 type JournalScanner interface {
 	// Scan calls fn with batches of events until the journal is exhausted, fn fails or
-	// ctx is done. Order across sessions is unspecified; the fold does not need it.
-	// It returns the position the scan started from, so that live projection can feed
-	// a new generation from there.
-	Scan(ctx context.Context, fn func(batch []domain.Event) error) error
+	// ctx is done. Order across sessions is unspecified; the fold does not need it. fn
+	// runs on the calling goroutine, never concurrently with itself.
+	Scan(ctx context.Context, opts ScanOptions, fn func(batch []domain.Event) error) error
+}
+
+// ScanOptions configure a journal scan.
+type ScanOptions struct {
+	// Parallel is how many parts of the journal are read at once (DynamoDB: Scan
+	// segments; SQLite: readers over ranges of positions, at most its read pool). 0
+	// means the store's default.
+	Parallel int
+}
+
+// MaxScanParallel bounds ScanOptions.Parallel: DynamoDB's largest TotalSegments.
+const MaxScanParallel = 1_000_000
+
+// Check reports a Parallel out of range, naming the field.
+func (o ScanOptions) Check() error {
+	if o.Parallel < 0 || o.Parallel > MaxScanParallel {
+		return &domain.FieldError{Field: "parallel", Reason: fmt.Sprintf("%d: must be between 1 and %d (0: the store's default)", o.Parallel, MaxScanParallel)}
+	}
+	return nil
 }
 
 // VersionedSession is a session aggregate with its store version (0: not stored yet).

@@ -97,6 +97,9 @@ type RebuildOptions struct {
 	// all. All three derive from the same session aggregates, so every rebuild writes a
 	// whole new generation; the name is checked and reported.
 	Projection string
+	// Parallel is how many parts of the journal the scan reads at once (ScanOptions);
+	// 0 is the journal store's default.
+	Parallel int
 	// Grace is how long the old generation is kept after the switch (queries that
 	// started on it finish), then dropped.
 	Grace time.Duration
@@ -170,6 +173,10 @@ func (r *Rebuilder) Rebuild(ctx context.Context, opts RebuildOptions) (rep Rebui
 	if !projectionNames[opts.Projection] {
 		return rep, &domain.FieldError{Field: "projection", Reason: "must be executionindex, agentstats, stuck or all"}
 	}
+	scanOpts := ScanOptions{Parallel: opts.Parallel}
+	if err := scanOpts.Check(); err != nil {
+		return rep, err
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -223,7 +230,7 @@ func (r *Rebuilder) Rebuild(ctx context.Context, opts RebuildOptions) (rep Rebui
 		}
 	}
 	model := projections.NewModel()
-	err = r.journal.Scan(ctx, func(batch []domain.Event) error {
+	err = r.journal.Scan(ctx, scanOpts, func(batch []domain.Event) error {
 		for i := range batch {
 			model.Apply(&batch[i])
 		}

@@ -142,7 +142,7 @@ func TestRebuildUnderLiveTrafficLosesNothing(t *testing.T) {
 	require.NoError(t, err)
 
 	m := projections.NewModel()
-	require.NoError(t, e.journal.Scan(context.Background(), func(b []domain.Event) error {
+	require.NoError(t, e.journal.Scan(context.Background(), app.ScanOptions{}, func(b []domain.Event) error {
 		for i := range b {
 			m.Apply(&b[i])
 		}

@@ -202,11 +202,14 @@ func (s *JournalStore) SessionEvents(ctx context.Context, sessionID string, q ap
 }
 
 // Scan calls fn with batches of every journal event (one batch per page of a segment),
-// reading ScanSegments segments in parallel with the SDK's paginator (consistent
-// reads; only SESSION#/EVENT# items). fn runs on the calling goroutine, never
-// concurrently with itself, and may keep the batches. Order across sessions is
-// unspecified. A failing fn stops the scan with its error.
-func (s *JournalStore) Scan(ctx context.Context, fn func(batch []domain.Event) error) error {
+// reading opts.Parallel segments (default Config.ScanSegments) in parallel with the
+// SDK's paginator (consistent reads; only SESSION#/EVENT# items). fn runs on the
+// calling goroutine, never concurrently with itself, and may keep the batches. Order
+// across sessions is unspecified. A failing fn stops the scan with its error.
+func (s *JournalStore) Scan(ctx context.Context, opts app.ScanOptions, fn func(batch []domain.Event) error) error {
+	if err := opts.Check(); err != nil {
+		return fmt.Errorf("scan journal: %w", err)
+	}
 	e, err := expression.NewBuilder().WithFilter(expression.And(
 		expression.Name(attrPK).BeginsWith(domain.SessionKeyPrefix),
 		expression.Name(attrSK).BeginsWith(domain.EventKeyPrefix))).Build()
@@ -216,6 +219,9 @@ func (s *JournalStore) Scan(ctx context.Context, fn func(batch []domain.Event) e
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	segments := s.cfg.ScanSegments
+	if opts.Parallel > 0 {
+		segments = opts.Parallel
+	}
 	batches := make(chan []domain.Event, segments)
 	readErr := make(chan error, 1)
 	go func() {

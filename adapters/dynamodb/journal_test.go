@@ -79,7 +79,7 @@ func TestSeedItemAsAgentsWriteIt(t *testing.T) {
 	assert.Equal(t, want[5], failed[0].Item())
 
 	var scanned []domain.Event
-	require.NoError(t, journal.Scan(ctx, func(b []domain.Event) error { scanned = append(scanned, b...); return nil }))
+	require.NoError(t, journal.Scan(ctx, app.ScanOptions{}, func(b []domain.Event) error { scanned = append(scanned, b...); return nil }))
 	assert.Len(t, scanned, len(seedItems), "only the valid journal items")
 
 	for _, item := range seedItems {

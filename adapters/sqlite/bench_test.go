@@ -1,6 +1,7 @@
 package sqlite_test
 
 import (
+	"fmt"
 	"context"
 	"log/slog"
 	"os"
@@ -121,26 +122,30 @@ func BenchmarkAppend(b *testing.B) {
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
 }
 
-// BenchmarkScan scans the whole journal (1e6 events by default).
+// BenchmarkScan scans the whole journal (1e6 events by default) with one reader and
+// with the default (one per CPU), side by side.
 func BenchmarkScan(b *testing.B) {
 	dir, n := sharedJournal(b)
 	db, err := sqlite.Open(b.Context(), dir, nil)
 	require.NoError(b, err)
 	defer db.Close()
 	journal := sqlite.NewJournalStore(db)
-	b.ResetTimer()
-	cpu := processCPU()
-	for i := 0; i < b.N; i++ {
-		got := 0
-		if err := journal.Scan(b.Context(), func(batch []domain.Event) error { got += len(batch); return nil }); err != nil {
-			b.Fatal(err)
-		}
-		if got != n {
-			b.Fatalf("scanned %d events, want %d", got, n)
-		}
+	for _, parallel := range []int{1, 0} {
+		b.Run(fmt.Sprintf("parallel=%d", parallel), func(b *testing.B) {
+			cpu := processCPU()
+			for i := 0; i < b.N; i++ {
+				got := 0
+				if err := journal.Scan(b.Context(), app.ScanOptions{Parallel: parallel}, func(batch []domain.Event) error { got += len(batch); return nil }); err != nil {
+					b.Fatal(err)
+				}
+				if got != n {
+					b.Fatalf("scanned %d events, want %d", got, n)
+				}
+			}
+			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
+			b.ReportMetric((processCPU()-cpu)/float64(b.N), "cpu-s/op")
+		})
 	}
-	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
-	b.ReportMetric((processCPU()-cpu)/float64(b.N), "cpu-s/op")
 }
 
 // BenchmarkScanFold is the read side of a rebuild: scan the journal and fold it into
@@ -155,7 +160,7 @@ func BenchmarkScanFold(b *testing.B) {
 	cpu := processCPU()
 	for i := 0; i < b.N; i++ {
 		m := projections.NewModel()
-		if err := journal.Scan(b.Context(), func(batch []domain.Event) error {
+		if err := journal.Scan(b.Context(), app.ScanOptions{}, func(batch []domain.Event) error {
 			for j := range batch {
 				m.Apply(&batch[j])
 			}
@@ -266,7 +271,7 @@ func BenchmarkRebuild(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
 		m := projections.NewModel()
-		if err := journal.Scan(b.Context(), func(batch []domain.Event) error {
+		if err := journal.Scan(b.Context(), app.ScanOptions{}, func(batch []domain.Event) error {
 			for j := range batch {
 				m.Apply(&batch[j])
 			}

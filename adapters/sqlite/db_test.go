@@ -86,7 +86,7 @@ func TestReadAfterAndScanSnapshot(t *testing.T) {
 	assert.Empty(t, rows)
 
 	n := 0
-	pos, err := journal.ScanSnapshot(t.Context(), func(b []domain.Event) error { n += len(b); return nil })
+	pos, err := journal.ScanSnapshot(t.Context(), app.ScanOptions{}, func(b []domain.Event) error { n += len(b); return nil })
 	require.NoError(t, err)
 	assert.Equal(t, len(events), n)
 	assert.Equal(t, strconv.Itoa(len(events)), pos, "the position of the snapshot's last row")

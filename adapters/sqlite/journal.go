@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -221,14 +222,20 @@ const scanBatch = 4096
 const scanColumns = `rec`
 
 // Scan calls fn with batches of every journal event (see ScanSnapshot).
-func (s *JournalStore) Scan(ctx context.Context, fn func(batch []domain.Event) error) error {
-	_, err := s.ScanSnapshot(ctx, fn)
+func (s *JournalStore) Scan(ctx context.Context, opts app.ScanOptions, fn func(batch []domain.Event) error) error {
+	_, err := s.ScanSnapshot(ctx, opts, fn)
 	return err
 }
 
-// scanPartitions is how many readers a scan runs at once, each over its own range of
-// positions.
-const scanPartitions = 2
+// scanReaders is how many readers a scan runs at once, each over its own range of
+// positions: opts.Parallel, by default one per CPU, at most the read pool.
+func scanReaders(opts app.ScanOptions) int64 {
+	n := opts.Parallel
+	if n == 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	return int64(max(1, min(n, readConns)))
+}
 
 // ScanSnapshot calls fn with batches of every journal event up to the last position at
 // the start of the scan, and returns that position (decimal, as TailSubscriber spells
@@ -240,11 +247,15 @@ const scanPartitions = 2
 // particular order. fn runs on the calling goroutine, never concurrently with itself.
 // fn must not keep a batch, nor pointers into it, after it returns: the scan reuses
 // its memory (a million events would otherwise allocate a third of a gigabyte).
-func (s *JournalStore) ScanSnapshot(ctx context.Context, fn func(batch []domain.Event) error) (position string, err error) {
+func (s *JournalStore) ScanSnapshot(ctx context.Context, opts app.ScanOptions, fn func(batch []domain.Event) error) (position string, err error) {
+	if err := opts.Check(); err != nil {
+		return "", fmt.Errorf("scan journal: %w", err)
+	}
 	last, err := s.MaxSeq(ctx)
 	if err != nil {
 		return "", fmt.Errorf("scan journal: %w", err)
 	}
+	scanPartitions := scanReaders(opts)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	batches := make(chan []domain.Event, 2*scanPartitions)

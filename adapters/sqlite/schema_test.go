@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/agentwatch/agentwatch/app"
 	"github.com/agentwatch/agentwatch/domain"
 )
 
@@ -65,7 +66,7 @@ func TestMigrateV2GivesEveryJournalRowItsRecord(t *testing.T) {
 	want = append(want, more)
 
 	var scanned []domain.Event
-	require.NoError(t, journal.Scan(ctx, func(b []domain.Event) error { scanned = append(scanned, b...); return nil }))
+	require.NoError(t, journal.Scan(ctx, app.ScanOptions{}, func(b []domain.Event) error { scanned = append(scanned, b...); return nil }))
 	rows, err := journal.ReadAfter(ctx, 0, 100)
 	require.NoError(t, err)
 	var tailed []domain.Event

@@ -362,7 +362,7 @@ func runEndToEnd(t *testing.T, b journalBackend) {
 
 	// --- the journal: each distinct status change once, and nothing of the failing one ---
 	var journaled []string
-	require.NoError(t, stores.journal.Scan(ctx, func(batch []domain.Event) error {
+	require.NoError(t, stores.journal.Scan(ctx, app.ScanOptions{}, func(batch []domain.Event) error {
 		for _, ev := range batch {
 			journaled = append(journaled, fmt.Sprintf("%s %s r%d", ev.Exec.ExecutionName, ev.Status, ev.Exec.RedriveCount))
 		}
@@ -452,7 +452,7 @@ func runRouter(t *testing.T, r *message.Router) {
 func countJournal(t *testing.T, j app.JournalScanner) int {
 	t.Helper()
 	n := 0
-	require.NoError(t, j.Scan(t.Context(), func(b []domain.Event) error { n += len(b); return nil }))
+	require.NoError(t, j.Scan(t.Context(), app.ScanOptions{}, func(b []domain.Event) error { n += len(b); return nil }))
 	return n
 }
 

@@ -42,7 +42,7 @@ func TestEndToEnd(t *testing.T, newStores Factory) {
 			_, err := s.Journal.Append(ctx, delivered)
 			require.NoError(t, err)
 			var scanned []domain.Event
-			require.NoError(t, s.Journal.Scan(ctx, func(b []domain.Event) error {
+			require.NoError(t, s.Journal.Scan(ctx, app.ScanOptions{}, func(b []domain.Event) error {
 				scanned = append(scanned, b...)
 				return nil
 			}))

@@ -178,16 +178,6 @@ func testScanComplete(t *testing.T, s Stores) {
 		i += n
 	}
 
-	var scanned []domain.Event
-	batches := 0
-	require.NoError(t, s.Journal.Scan(ctx, func(batch []domain.Event) error {
-		batches++
-		scanned = append(scanned, batch...)
-		return nil
-	}))
-	assert.Positive(t, batches)
-	require.Len(t, scanned, len(events), "every event once")
-
 	byKey := func(evs []domain.Event) []domain.JournalItem {
 		out := items(evs)
 		sort.Slice(out, func(i, j int) bool {
@@ -198,7 +188,24 @@ func testScanComplete(t *testing.T, s Stores) {
 		})
 		return out
 	}
-	assert.Equal(t, byKey(events), byKey(scanned))
+	// However many parts it is read in (0: the store's default), every event once.
+	var scanned []domain.Event
+	for _, parallel := range []int{0, 1, 3, 16} {
+		scanned = scanned[:0]
+		batches := 0
+		require.NoError(t, s.Journal.Scan(ctx, app.ScanOptions{Parallel: parallel}, func(batch []domain.Event) error {
+			batches++
+			scanned = append(scanned, batch...)
+			return nil
+		}), "parallel %d", parallel)
+		assert.Positive(t, batches, "parallel %d", parallel)
+		require.Len(t, scanned, len(events), "every event once, parallel %d", parallel)
+		assert.Equal(t, byKey(events), byKey(scanned), "parallel %d", parallel)
+	}
+	err := s.Journal.Scan(ctx, app.ScanOptions{Parallel: -1}, func([]domain.Event) error { return nil })
+	var fe *domain.FieldError
+	require.ErrorAs(t, err, &fe)
+	assert.Equal(t, "parallel", fe.Field)
 
 	// The fold of the scan is the fold of the events.
 	want, got := projections.NewModel(), projections.NewModel()
@@ -213,7 +220,7 @@ func testScanComplete(t *testing.T, s Stores) {
 
 	// A failing callback stops the scan with its error.
 	stop := assert.AnError
-	err := s.Journal.Scan(ctx, func([]domain.Event) error { return stop })
+	err = s.Journal.Scan(ctx, app.ScanOptions{}, func([]domain.Event) error { return stop })
 	require.ErrorIs(t, err, stop)
 
 	// An empty session id prefix must not match others.

@@ -23,9 +23,11 @@ import (
 
 // benchResult is the final JSON line of `agentwatch bench`.
 type benchResult struct {
-	Backend          string  `json:"backend"`
-	Events           int64   `json:"events"`
-	Sessions         int     `json:"sessions"`
+	Backend  string `json:"backend"`
+	Events   int64  `json:"events"`
+	Sessions int    `json:"sessions"`
+	// Parallel is the rebuild's --parallel (0: the store's default).
+	Parallel         int     `json:"parallel"`
 	LoadSeconds      float64 `json:"journalLoadSeconds"`
 	RebuildSeconds   float64 `json:"rebuildSeconds"`
 	EventsPerSecond  float64 `json:"eventsPerSecond"`
@@ -53,6 +55,7 @@ func newBenchCommand(g *globals) *cobra.Command {
 	var seed uint64
 	var keep bool
 	var cpuProfile string
+	var parallel int
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Generate a seeded journal of N events, load it, rebuild the read models, and report the speed",
@@ -79,7 +82,7 @@ func newBenchCommand(g *globals) *cobra.Command {
 				defer f.Close()
 				g.cpuProfile = f
 			}
-			return g.bench(cmd.Context(), events, seed)
+			return g.bench(cmd.Context(), events, seed, parallel)
 		},
 	}
 	f := cmd.Flags()
@@ -87,11 +90,12 @@ func newBenchCommand(g *globals) *cobra.Command {
 	f.Uint64Var(&seed, "seed", 1, "simulator seed")
 	f.BoolVar(&keep, "keep", false, "keep the temporary data directory")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the rebuild to this file")
+	f.IntVar(&parallel, "parallel", 0, "the rebuild's --parallel: journal parts read at once (0: the store's default)")
 	return cmd
 }
 
-func (g *globals) bench(ctx context.Context, n int, seed uint64) error {
-	res := benchResult{Backend: g.backend}
+func (g *globals) bench(ctx context.Context, n int, seed uint64, parallel int) error {
+	res := benchResult{Backend: g.backend, Parallel: parallel}
 	fmt.Fprintf(g.out, "generating %d events (seed %d)...\n", n, seed)
 	evs, err := benchEvents(n, seed)
 	if err != nil {
@@ -147,7 +151,7 @@ func (g *globals) bench(ctx context.Context, n int, seed uint64) error {
 			}
 		}
 		start = time.Now()
-		rep, err := rb.Rebuild(ctx, app.RebuildOptions{})
+		rep, err := rb.Rebuild(ctx, app.RebuildOptions{Parallel: parallel})
 		if g.cpuProfile != nil {
 			pprof.StopCPUProfile()
 		}

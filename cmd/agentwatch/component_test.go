@@ -181,7 +181,7 @@ func waitCaughtUp(t *testing.T, w *worker, events, malformed int) {
 		maxSeq, err := w.journal.MaxSeq(ctx)
 		require.NoError(t, err)
 		rows := 0
-		require.NoError(t, w.journal.Scan(ctx, func(b []domain.Event) error { rows += len(b); return nil }))
+		require.NoError(t, w.journal.Scan(ctx, app.ScanOptions{}, func(b []domain.Event) error { rows += len(b); return nil }))
 		cp, err := w.cps.GetCheckpoint(ctx, w.cfg.CheckpointName)
 		require.NoError(t, err)
 		_, quarantined, err := w.queries.Quarantined(ctx, 1)

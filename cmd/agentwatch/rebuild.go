@@ -51,6 +51,7 @@ func newRebuildCommand(g *globals) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&opts.Projection, "projection", "all", "executionindex, agentstats, stuck or all (all share the session aggregates: a generation is rebuilt whole)")
+	f.IntVar(&opts.Parallel, "parallel", 0, "read the journal in N parts at once: DynamoDB Scan segments (default 4), SQLite readers (default one per CPU, at most 4)")
 	f.DurationVar(&opts.Grace, "grace", 5*time.Second, "keep the old generation this long after the switch, then drop it")
 	f.BoolVar(&g.asJSON, "json", false, "print the report as JSON")
 	return cmd
