@@ -1,8 +1,8 @@
 package sqlite_test
 
 import (
-	"fmt"
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"strconv"
