@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/agentwatch/agentwatch/domain"
@@ -91,6 +92,28 @@ func inBackground[T any](f func() T) func() T {
 	}
 }
 
+// SessionRecorder stands in for a JournalTail where the journal has no single sequence
+// (DynamoDB): while a rebuild loads generation gen, every live commit records the
+// sessions it changes, in the same transaction, and the rebuild folds each recorded
+// session again from the journal into the new generation.
+type SessionRecorder interface {
+	// StartRecording makes every live commit from now on record the sessions it changes
+	// for gen.
+	StartRecording(ctx context.Context, gen int) error
+	// RecordedSessions returns the recorded sessions with how many commits changed each.
+	RecordedSessions(ctx context.Context, gen int) (map[string]int64, error)
+	// StopRecording stops recording for gen (switching to gen stops it too) and
+	// deletes the records.
+	StopRecording(ctx context.Context, gen int) error
+}
+
+// WithSessionRecorder makes a rebuild without a journal tail catch up by refolding the
+// sessions rec records, reading their events from journal.
+func (r *Rebuilder) WithSessionRecorder(rec SessionRecorder, journal JournalReader) *Rebuilder {
+	r.recorder, r.sessionJournal = rec, journal
+	return r
+}
+
 // RebuildOptions configure a rebuild.
 type RebuildOptions struct {
 	// Projection names the read model asked for: executionindex, agentstats, stuck or
@@ -139,11 +162,14 @@ type Rebuilder struct {
 	logger      *slog.Logger
 	metrics     *Metrics
 	detector    stuck.Config
+	// recorder and sessionJournal catch up a generation when tail is nil.
+	recorder       SessionRecorder
+	sessionJournal JournalReader
 }
 
 // NewRebuilder returns a rebuilder. tail may be nil for journals without a
-// single-sequence feed; then events written during the rebuild reach the new
-// generation through the live feed only after the switch.
+// single-sequence feed; give those a SessionRecorder (WithSessionRecorder), or events
+// that live projection commits during the rebuild never reach the new generation.
 func NewRebuilder(journal JournalScanner, tail JournalTail, gens GenerationStore, checkpoints CheckpointStore,
 	detector stuck.Config, logger *slog.Logger, metrics *Metrics) *Rebuilder {
 	return &Rebuilder{journal: journal, tail: tail, gens: gens, checkpoints: checkpoints, detector: detector, logger: logger, metrics: metrics}
@@ -205,17 +231,37 @@ func (r *Rebuilder) Rebuild(ctx context.Context, opts RebuildOptions) (rep Rebui
 		return rep, fmt.Errorf("create generation %d: %w", next, err)
 	}
 	switched := false
+	recording := r.tail == nil && r.recorder != nil
 	defer func() {
+		if err == nil && !recording {
+			return
+		}
+		// The caller's ctx may be what failed: clean up with a fresh one.
+		dctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if recording {
+			if serr := r.recorder.StopRecording(dctx, next); serr != nil {
+				if err == nil {
+					r.logger.Warn("rebuild: delete the records of live changes", "generation", next, "error", serr)
+				} else {
+					err = errors.Join(err, serr)
+				}
+			}
+		}
 		if err != nil && !switched {
-			// Leave the live generation untouched and the partial one gone. The
-			// caller's ctx may be what failed: clean up with a fresh one.
-			dctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
+			// Leave the live generation untouched and the partial one gone.
 			if derr := r.gens.DropGeneration(dctx, next); derr != nil {
 				err = errors.Join(err, fmt.Errorf("drop partial generation %d: %w", next, derr))
 			}
 		}
 	}()
+	if recording {
+		// Before the scan: whatever live projection commits from here on, the scan
+		// may or may not see, and the catch-up folds again.
+		if err = r.recorder.StartRecording(ctx, next); err != nil {
+			return rep, fmt.Errorf("record live changes for generation %d: %w", next, err)
+		}
+	}
 
 	// Where live projection into the new generation starts: before the scan, so that
 	// anything appended during the scan is applied again (harmlessly) by the catch-up.
@@ -267,11 +313,19 @@ func (r *Rebuilder) Rebuild(ctx context.Context, opts RebuildOptions) (rep Rebui
 
 	cpName := GenerationCheckpoint(next)
 	proj := NewProjector(r.gens.ProjectionStoreOf(next), r.logger, r.metrics)
-	if r.tail != nil {
+	refolded := map[string]int64{}
+	switch {
+	case r.tail != nil:
 		if err = r.checkpoints.SetCheckpoint(ctx, cpName, startPos); err != nil {
 			return rep, fmt.Errorf("start checkpoint of generation %d: %w", next, err)
 		}
 		n, cerr := proj.CatchUp(ctx, r.tail, r.checkpoints, cpName, 1000)
+		if cerr != nil {
+			return rep, fmt.Errorf("catch up generation %d: %w", next, cerr)
+		}
+		rep.CaughtUp += n
+	case recording:
+		n, cerr := r.refoldRecorded(ctx, proj, next, refolded)
 		if cerr != nil {
 			return rep, fmt.Errorf("catch up generation %d: %w", next, cerr)
 		}
@@ -282,8 +336,17 @@ func (r *Rebuilder) Rebuild(ctx context.Context, opts RebuildOptions) (rep Rebui
 	}
 	switched = true
 	r.logger.Info("read models switched", "from", cur, "to", next, "events", rep.Events, "sessions", rep.Sessions)
-	if r.tail != nil {
+	switch {
+	case r.tail != nil:
 		n, cerr := proj.CatchUp(ctx, r.tail, r.checkpoints, cpName, 1000)
+		if cerr != nil {
+			return rep, fmt.Errorf("final catch-up of generation %d: %w", next, cerr)
+		}
+		rep.CaughtUp += n
+	case recording:
+		// The switch stopped the recording: live commits now land in the new
+		// generation. What they committed to the old one meanwhile is recorded.
+		n, cerr := r.refoldRecorded(ctx, proj, next, refolded)
 		if cerr != nil {
 			return rep, fmt.Errorf("final catch-up of generation %d: %w", next, cerr)
 		}
@@ -302,6 +365,47 @@ func (r *Rebuilder) Rebuild(ctx context.Context, opts RebuildOptions) (rep Rebui
 		r.logger.Warn("drop old generation", "generation", cur, "error", derr)
 	}
 	return rep, nil
+}
+
+// refoldBatch is how many recorded sessions one projection commit refolds.
+const refoldBatch = 25
+
+// refoldRecorded projects into gen every journal event of the sessions recorded for it
+// that changed since done says (done is updated), and returns how many events it
+// projected. Events the new generation has already are harmless: sessions drop them.
+func (r *Rebuilder) refoldRecorded(ctx context.Context, proj *Projector, gen int, done map[string]int64) (int, error) {
+	recorded, err := r.recorder.RecordedSessions(ctx, gen)
+	if err != nil {
+		return 0, err
+	}
+	var ids []string
+	for id, n := range recorded {
+		if done[id] != n {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	total := 0
+	for lo := 0; lo < len(ids); lo += refoldBatch {
+		var events []domain.Event
+		for _, id := range ids[lo:min(lo+refoldBatch, len(ids))] {
+			evs, err := r.sessionJournal.SessionEvents(ctx, id, SessionEventsQuery{})
+			if err != nil {
+				return total, fmt.Errorf("read the events of session %s: %w", id, err)
+			}
+			events = append(events, evs...)
+		}
+		if len(events) > 0 {
+			if err := proj.Project(ctx, events, nil); err != nil {
+				return total, err
+			}
+		}
+		for _, id := range ids[lo:min(lo+refoldBatch, len(ids))] {
+			done[id] = recorded[id]
+		}
+		total += len(events)
+	}
+	return total, nil
 }
 
 // stuckWrites schedules the detector entries of the folded sessions for deadlines still

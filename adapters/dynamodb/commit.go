@@ -45,6 +45,7 @@ const (
 	txStuck
 	txCheckpoint
 	txGeneration
+	txRecord
 )
 
 // txItem is one action of a transaction.
@@ -99,8 +100,12 @@ func (p *txPlan) addStats(ds ...agentstats.Delta) {
 
 // commitWriter renders a batch's actions for one generation's tables.
 type commitWriter struct {
-	t         Tables
-	gen       int
+	t   Tables
+	gen int
+	// building is the generation a rebuild is loading (0: none): each session the
+	// commit changes is recorded for it (recordChange), and the generation check also
+	// checks that it is still the one being built.
+	building  int
 	indexedAt string
 	expiresAt int64
 	shards    int
@@ -143,12 +148,12 @@ func (s *ReadModelStore) Commit(ctx context.Context, b app.Batch) error {
 }
 
 func (s *ReadModelStore) commit(ctx context.Context, b *app.Batch) error {
-	gen, err := s.Generation(ctx)
+	gen, building, err := s.generationState(ctx)
 	if err != nil {
 		return err
 	}
 	now := s.now()
-	w := &commitWriter{t: s.cfg.TablesOf(gen), gen: gen, indexedAt: domain.FormatTime(now),
+	w := &commitWriter{t: s.cfg.TablesOf(gen), gen: gen, building: building, indexedAt: domain.FormatTime(now),
 		expiresAt: now.Add(s.cfg.TTL).Unix(), shards: s.cfg.StuckShards}
 
 	seen := make(map[string]bool, len(b.Sessions))
@@ -171,8 +176,12 @@ func (s *ReadModelStore) commit(ctx context.Context, b *app.Batch) error {
 	if b.Checkpoint != nil {
 		reserve++
 	}
+	records := 0
+	if w.building > 0 {
+		records = len(b.Sessions)
+	}
 	var plans []*txPlan
-	if len(b.Sessions)+len(index)+len(stuckWrites)+len(merged)+reserve <= maxTransactItems {
+	if len(b.Sessions)+records+len(index)+len(stuckWrites)+len(merged)+reserve <= maxTransactItems {
 		p := newTxPlan()
 		for i := range b.Sessions {
 			item, err := w.sessionPut(&b.Sessions[i])
@@ -180,6 +189,9 @@ func (s *ReadModelStore) commit(ctx context.Context, b *app.Batch) error {
 				return err
 			}
 			p.items = append(p.items, item)
+			if w.building > 0 {
+				p.items = append(p.items, w.recordChange(b.Sessions[i].Session.ID))
+			}
 		}
 		for i := range index {
 			item, err := w.indexPut(index[i])
@@ -352,6 +364,9 @@ func (s *ReadModelStore) splitBatch(ctx context.Context, w *commitWriter, b *app
 			return nil, err
 		}
 		group = append(group, item)
+		if w.building > 0 {
+			group = append(group, w.recordChange(id))
+		}
 		for _, j := range indexOf[id] {
 			item, err := w.indexPut(index[j])
 			if err != nil {
@@ -658,13 +673,28 @@ func (w *commitWriter) checkpointPut(cp *app.Checkpoint) txItem {
 }
 
 // generationCheck fails the transaction when the current generation is no longer the
-// one the commit writes to.
+// one the commit writes to, or a rebuild started or stopped loading a generation since
+// the store last looked (the commit would record its changes for the wrong one).
 func (w *commitWriter) generationCheck() (txItem, error) {
-	e, err := conditionOf(expression.Name(attrGen).Equal(expression.Value(w.gen)))
+	building := expression.AttributeNotExists(expression.Name(attrBuilding))
+	if w.building > 0 {
+		building = expression.Name(attrBuilding).Equal(expression.Value(w.building))
+	}
+	e, err := conditionOf(expression.Name(attrGen).Equal(expression.Value(w.gen)).And(building))
 	if err != nil {
 		return txItem{}, err
 	}
 	return txItem{kind: txGeneration, what: "current generation", write: types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{
 		TableName: &w.t.Control, Key: controlKey(pkGeneration, skCurrent), ConditionExpression: e.Condition(),
 		ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values()}}}, nil
+}
+
+// recordChange counts a change of session id for the generation a rebuild is loading,
+// which folds the session again from the journal into it (app.SessionRecorder).
+func (w *commitWriter) recordChange(id string) txItem {
+	return txItem{kind: txRecord, what: "rebuild record of session " + id, write: types.TransactWriteItem{Update: &types.Update{
+		TableName: &w.t.Control, Key: controlKey(rebuildPK(w.building), rebuildSK(id)),
+		UpdateExpression:          aws.String("ADD #c :one"),
+		ExpressionAttributeNames:  map[string]string{"#c": attrChanges},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1)}}}}
 }

@@ -17,7 +17,11 @@ import (
 
 // Items of the control table (PK, SK):
 //
-//	GENERATION / CURRENT        gen: the read-model generation that serves reads
+//	GENERATION / CURRENT        gen: the read-model generation that serves reads;
+//	                            building: the generation a rebuild is loading, while
+//	                            live commits record the sessions they change for it
+//	REBUILD#<gen> / SESSION#<id> changes: how many live commits changed the session
+//	                            while generation gen was being built
 //	GENERATION / GEN#<gen>      gen, createdAt: a generation whose tables exist
 //	CHECKPOINT / <name>         position, updatedAt: a feed position
 //	COUNTER    / <name>         value: a sequence (quarantine ids)
@@ -29,6 +33,8 @@ const (
 	pkCheckpoint  = "CHECKPOINT"
 	pkCounter     = "COUNTER"
 	attrGen       = "gen"
+	attrBuilding  = "building"
+	attrChanges   = "changes"
 	attrCreatedAt = "createdAt"
 	attrPosition  = "position"
 	attrUpdatedAt = "updatedAt"
@@ -73,17 +79,24 @@ func stringOf(item map[string]types.AttributeValue, name string) string {
 // readCurrentGeneration reads the current generation; domain.ErrNotFound (wrapped)
 // when none is recorded.
 func readCurrentGeneration(ctx context.Context, client *dynamodb.Client, control string) (int, error) {
+	gen, _, err := readGenerationState(ctx, client, control)
+	return gen, err
+}
+
+// readGenerationState reads the current generation and the one being built (0: none).
+func readGenerationState(ctx context.Context, client *dynamodb.Client, control string) (gen, building int, err error) {
 	out, err := client.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName: &control, Key: controlKey(pkGeneration, skCurrent), ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
-		return 0, fmt.Errorf("read current generation: %w", edge(err))
+		return 0, 0, fmt.Errorf("read current generation: %w", edge(err))
 	}
-	gen, ok := numberOf(out.Item, attrGen)
+	g, ok := numberOf(out.Item, attrGen)
 	if !ok {
-		return 0, fmt.Errorf("no current read-model generation in %s (run `agentwatch migrate`): %w", control, domain.ErrNotFound)
+		return 0, 0, fmt.Errorf("no current read-model generation in %s (run `agentwatch migrate`): %w", control, domain.ErrNotFound)
 	}
-	return int(gen), nil
+	b, _ := numberOf(out.Item, attrBuilding)
+	return int(g), int(b), nil
 }
 
 // EnsureCurrentGeneration makes generation 1 of the read models current when no

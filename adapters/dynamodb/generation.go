@@ -131,5 +131,9 @@ func (s *ReadModelStore) DropGeneration(ctx context.Context, gen int) error {
 	if _, err := s.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &control, Key: controlKey(pkGeneration, generationSK(gen))}); err != nil {
 		return fmt.Errorf("drop generation %d: forget it: %w", gen, edge(err))
 	}
+	// A rebuild that died loading gen left live commits recording for it.
+	if err := s.StopRecording(ctx, gen); err != nil {
+		return fmt.Errorf("drop generation %d: %w", gen, err)
+	}
 	return nil
 }

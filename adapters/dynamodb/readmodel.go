@@ -31,9 +31,10 @@ type ReadModelStore struct {
 	logger *slog.Logger
 	now    func() time.Time
 
-	mu     sync.Mutex
-	curGen int
-	curAt  time.Time
+	mu          sync.Mutex
+	curGen      int
+	curBuilding int // the generation a rebuild is loading, as of curAt
+	curAt       time.Time
 }
 
 var (
@@ -78,20 +79,27 @@ func orDiscard(l *slog.Logger) *slog.Logger {
 // Generation is the store's generation, or the current one (cached for
 // GenerationRefresh) for a store that follows it.
 func (s *ReadModelStore) Generation(ctx context.Context) (int, error) {
+	gen, _, err := s.generationState(ctx)
+	return gen, err
+}
+
+// generationState is Generation and, for a store that follows the current generation,
+// the generation a rebuild is loading (0: none), read together.
+func (s *ReadModelStore) generationState(ctx context.Context) (gen, building int, err error) {
 	if s.gen > 0 {
-		return s.gen, nil
+		return s.gen, 0, nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.curGen > 0 && time.Since(s.curAt) < s.cfg.GenerationRefresh {
-		return s.curGen, nil
+		return s.curGen, s.curBuilding, nil
 	}
-	gen, err := readCurrentGeneration(ctx, s.client, s.cfg.TablesOf(1).Control)
+	gen, building, err = readGenerationState(ctx, s.client, s.cfg.TablesOf(1).Control)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	s.curGen, s.curAt = gen, time.Now()
-	return gen, nil
+	s.curGen, s.curBuilding, s.curAt = gen, building, time.Now()
+	return gen, building, nil
 }
 
 // forgetGeneration drops the cached current generation.

@@ -60,9 +60,12 @@ func newRebuildCommand(g *globals) *cobra.Command {
 // RebuilderParams are the rebuilder's dependencies in the fx graph.
 type RebuilderParams struct {
 	fx.In
-	Config      app.Config
-	Journal     app.JournalScanner
-	Tail        app.JournalTail `optional:"true"`
+	Config  app.Config
+	Journal app.JournalScanner
+	Tail    app.JournalTail `optional:"true"`
+	// Recorder catches up a generation where the journal has no tail (DynamoDB).
+	Recorder    app.SessionRecorder `optional:"true"`
+	Reader      app.JournalReader
 	Gens        app.GenerationStore
 	Checkpoints app.CheckpointStore
 	Logger      *slog.Logger
@@ -74,7 +77,11 @@ func newRebuilderFx(p RebuilderParams) *app.Rebuilder {
 	if det.Timeouts == nil {
 		det = stuck.DefaultConfig()
 	}
-	return app.NewRebuilder(p.Journal, p.Tail, p.Gens, p.Checkpoints, det, p.Logger, p.Metrics)
+	rb := app.NewRebuilder(p.Journal, p.Tail, p.Gens, p.Checkpoints, det, p.Logger, p.Metrics)
+	if p.Tail == nil && p.Recorder != nil {
+		rb.WithSessionRecorder(p.Recorder, p.Reader)
+	}
+	return rb
 }
 
 // progressReporter shows a progress bar with events/s and ETA on a terminal, and a log

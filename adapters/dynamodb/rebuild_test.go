@@ -1,0 +1,162 @@
+package dynamodb_test
+
+import (
+	"io"
+	"log/slog"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	awdynamodb "github.com/agentwatch/agentwatch/adapters/dynamodb"
+	"github.com/agentwatch/agentwatch/adapters/dynamodb/dynamotest"
+	"github.com/agentwatch/agentwatch/adapters/storetest"
+	"github.com/agentwatch/agentwatch/app"
+	"github.com/agentwatch/agentwatch/domain"
+	"github.com/agentwatch/agentwatch/projections"
+	"github.com/agentwatch/agentwatch/projections/executionindex"
+	"github.com/agentwatch/agentwatch/projections/stuck"
+)
+
+// TestRebuildUnderLiveTrafficLosesNothing keeps appending events and projecting them as
+// the live worker does (into whatever generation is current) while a rebuild runs,
+// then checks that the new generation equals a clean fold of the whole journal: what
+// live projection committed to the old generation during the rebuild was recorded and
+// folded again into the new one. The records are gone afterwards.
+func TestRebuildUnderLiveTrafficLosesNothing(t *testing.T) {
+	ctx := t.Context()
+	c := dynamotest.NewClient(t)
+	cfg := dynamotest.MigratedWithoutStream(t, c)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	journal, err := awdynamodb.NewJournalStore(c, cfg, logger)
+	require.NoError(t, err)
+	live, err := awdynamodb.NewReadModelStore(c, cfg, 0, logger)
+	require.NoError(t, err)
+	gens, err := awdynamodb.NewGenerationStore(c, cfg, logger)
+	require.NoError(t, err)
+	cps, err := awdynamodb.NewCheckpointStore(c, cfg)
+	require.NoError(t, err)
+	worker := app.NewProjector(live, logger, nil)
+	deliver := func(evs []domain.Event) {
+		_, err := journal.Append(ctx, evs)
+		require.NoError(t, err)
+		require.NoError(t, worker.Project(ctx, evs, nil))
+	}
+
+	// Events of the second half belong to sessions of the first half too.
+	events := storetest.ShuffleWithDuplicates(31, storetest.GenerateEvents(31, 300, time.Date(2024, 11, 4, 9, 0, 0, 0, time.UTC)))
+	half := len(events) / 2
+	for i := 0; i < half; i += 50 {
+		deliver(events[i:min(i+50, half)])
+	}
+
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var written atomic.Int64
+	wg.Go(func() {
+		for i := half; i < len(events); i += 5 {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			deliver(events[i:min(i+5, len(events))])
+			written.Store(int64(min(i+5, len(events))))
+		}
+	})
+	rb := app.NewRebuilder(journal, nil, gens, cps, stuck.DefaultConfig(), logger, nil).WithSessionRecorder(gens, journal)
+	rep, err := rb.Rebuild(ctx, app.RebuildOptions{})
+	close(stop)
+	wg.Wait()
+	require.NoError(t, err)
+	require.Greater(t, int(written.Load()), half, "traffic ran during the rebuild")
+	t.Logf("rebuild folded %d events and %d again from recorded sessions; %d of %d events delivered meanwhile",
+		rep.Events, rep.CaughtUp, int(written.Load())-half, len(events)-half)
+
+	want := projections.NewModel()
+	require.NoError(t, journal.Scan(ctx, app.ScanOptions{}, func(b []domain.Event) error {
+		for i := range b {
+			want.Apply(&b[i])
+		}
+		return nil
+	}))
+	cur, err := live.CurrentGeneration(ctx)
+	require.NoError(t, err)
+	require.Equal(t, rep.ToGeneration, cur)
+	got := allItems(t, live)
+	wantItems := want.Index()
+	require.Len(t, got, len(wantItems), "executions")
+	for i := range wantItems {
+		require.Truef(t, executionindex.Equal(wantItems[i], got[i]), "execution %s:\nwant %+v\ngot  %+v", wantItems[i].ExecutionArn, wantItems[i], got[i])
+	}
+	assert.Equal(t, want.Stats(), allBuckets(t, live), "stats")
+
+	recorded, err := gens.RecordedSessions(ctx, rep.ToGeneration)
+	require.NoError(t, err)
+	assert.Empty(t, recorded, "the records are deleted")
+	// Live commits no longer record anything.
+	more := storetest.GenerateEvents(32, 3, time.Date(2024, 11, 5, 9, 0, 0, 0, time.UTC))
+	deliver(more)
+	recorded, err = gens.RecordedSessions(ctx, rep.ToGeneration)
+	require.NoError(t, err)
+	assert.Empty(t, recorded, "recording stopped")
+}
+
+// allItems reads every execution-index item, sorted by ARN.
+func allItems(t *testing.T, r executionindex.Reader) []executionindex.Item {
+	t.Helper()
+	var out []executionindex.Item
+	q := executionindex.Query{Limit: executionindex.MaxLimit}
+	for {
+		page, err := r.Query(t.Context(), q)
+		require.NoError(t, err)
+		out = append(out, page.Items...)
+		if page.NextCursor == "" {
+			break
+		}
+		q.Cursor = page.NextCursor
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ExecutionArn < out[j].ExecutionArn })
+	return out
+}
+
+// A rebuild that died while loading leaves live commits recording for its generation:
+// dropping the generation stops that and deletes the records.
+func TestDropGenerationStopsRecording(t *testing.T) {
+	ctx := t.Context()
+	c := dynamotest.NewClient(t)
+	cfg := dynamotest.MigratedWithoutStream(t, c)
+	live, err := awdynamodb.NewReadModelStore(c, cfg, 0, nil)
+	require.NoError(t, err)
+	gens, err := awdynamodb.NewGenerationStore(c, cfg, nil)
+	require.NoError(t, err)
+	worker := app.NewProjector(live, nil, nil)
+	events := storetest.GenerateEvents(33, 4, time.Date(2024, 11, 4, 9, 0, 0, 0, time.UTC))
+
+	// The live store has read the generation state (and trusts it for a while) before
+	// the mark is set.
+	last := events[len(events)-1:]
+	require.NoError(t, worker.Project(ctx, last, nil))
+	require.NoError(t, gens.CreateGeneration(ctx, 7))
+	require.NoError(t, gens.StartRecording(ctx, 7))
+	first := slices.DeleteFunc(slices.Clone(events), func(e domain.Event) bool { return e.SessionID != events[0].SessionID })
+	require.NotEqual(t, last[0].SessionID, first[0].SessionID)
+	require.NoError(t, worker.Project(ctx, first, nil), "its commit fails the generation check, reads the mark and records")
+	recorded, err := gens.RecordedSessions(ctx, 7)
+	require.NoError(t, err)
+	assert.Equal(t, map[string]int64{events[0].SessionID: 1}, recorded)
+
+	require.NoError(t, gens.DropGeneration(ctx, 7))
+	recorded, err = gens.RecordedSessions(ctx, 7)
+	require.NoError(t, err)
+	assert.Empty(t, recorded)
+	require.NoError(t, worker.Project(ctx, events[1:], nil))
+	recorded, err = gens.RecordedSessions(ctx, 7)
+	require.NoError(t, err)
+	assert.Empty(t, recorded, "nothing recorded once the generation is gone")
+}
