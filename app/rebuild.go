@@ -233,7 +233,7 @@ func (r *Rebuilder) Rebuild(ctx context.Context, opts RebuildOptions) (rep Rebui
 	switched := false
 	recording := r.tail == nil && r.recorder != nil
 	defer func() {
-		if err == nil && !recording {
+		if err == nil {
 			return
 		}
 		// The caller's ctx may be what failed: clean up with a fresh one.
@@ -241,14 +241,10 @@ func (r *Rebuilder) Rebuild(ctx context.Context, opts RebuildOptions) (rep Rebui
 		defer cancel()
 		if recording {
 			if serr := r.recorder.StopRecording(dctx, next); serr != nil {
-				if err == nil {
-					r.logger.Warn("rebuild: delete the records of live changes", "generation", next, "error", serr)
-				} else {
-					err = errors.Join(err, serr)
-				}
+				err = errors.Join(err, serr)
 			}
 		}
-		if err != nil && !switched {
+		if !switched {
 			// Leave the live generation untouched and the partial one gone.
 			if derr := r.gens.DropGeneration(dctx, next); derr != nil {
 				err = errors.Join(err, fmt.Errorf("drop partial generation %d: %w", next, derr))
@@ -351,6 +347,10 @@ func (r *Rebuilder) Rebuild(ctx context.Context, opts RebuildOptions) (rep Rebui
 			return rep, fmt.Errorf("final catch-up of generation %d: %w", next, cerr)
 		}
 		rep.CaughtUp += n
+		recording = false
+		if serr := r.recorder.StopRecording(ctx, next); serr != nil {
+			r.logger.Warn("rebuild: delete the records of live changes", "generation", next, "error", serr)
+		}
 	}
 	rep.Total = time.Since(began)
 	if opts.Grace > 0 {

@@ -1,6 +1,8 @@
 package dynamodb_test
 
 import (
+	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"slices"
@@ -159,4 +161,58 @@ func TestDropGenerationStopsRecording(t *testing.T) {
 	recorded, err = gens.RecordedSessions(ctx, 7)
 	require.NoError(t, err)
 	assert.Empty(t, recorded, "nothing recorded once the generation is gone")
+}
+
+// failingScan is a journal whose scan fails after live commits were recorded.
+type failingScan struct {
+	during func()
+}
+
+func (f failingScan) Scan(context.Context, app.ScanOptions, func([]domain.Event) error) error {
+	f.during()
+	return errors.New("scan failed")
+}
+
+// A rebuild that fails leaves the serving generation, stops recording and deletes the
+// records.
+func TestFailedRebuildStopsRecording(t *testing.T) {
+	ctx := t.Context()
+	c := dynamotest.NewClient(t)
+	cfg := dynamotest.MigratedWithoutStream(t, c)
+	journal, err := awdynamodb.NewJournalStore(c, cfg, nil)
+	require.NoError(t, err)
+	live, err := awdynamodb.NewReadModelStore(c, cfg, 0, nil)
+	require.NoError(t, err)
+	gens, err := awdynamodb.NewGenerationStore(c, cfg, nil)
+	require.NoError(t, err)
+	cps, err := awdynamodb.NewCheckpointStore(c, cfg)
+	require.NoError(t, err)
+	worker := app.NewProjector(live, nil, nil)
+	events := storetest.GenerateEvents(34, 4, time.Date(2024, 11, 4, 9, 0, 0, 0, time.UTC))
+
+	recordedDuring := 0
+	scan := failingScan{during: func() {
+		require.NoError(t, worker.Project(ctx, events, nil))
+		recorded, err := gens.RecordedSessions(ctx, 2)
+		require.NoError(t, err)
+		recordedDuring = len(recorded)
+	}}
+	rb := app.NewRebuilder(scan, nil, gens, cps, stuck.DefaultConfig(), slog.New(slog.DiscardHandler), nil).WithSessionRecorder(gens, journal)
+	_, err = rb.Rebuild(ctx, app.RebuildOptions{})
+	require.ErrorContains(t, err, "scan failed")
+	assert.Equal(t, 4, recordedDuring, "live commits recorded their sessions while the rebuild ran")
+
+	cur, err := gens.CurrentGeneration(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 1, cur)
+	all, err := gens.Generations(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []int{1}, all, "the partial generation is gone")
+	recorded, err := gens.RecordedSessions(ctx, 2)
+	require.NoError(t, err)
+	assert.Empty(t, recorded)
+	require.NoError(t, worker.Project(ctx, storetest.GenerateEvents(35, 2, time.Date(2024, 11, 5, 9, 0, 0, 0, time.UTC)), nil))
+	recorded, err = gens.RecordedSessions(ctx, 2)
+	require.NoError(t, err)
+	assert.Empty(t, recorded, "recording stopped")
 }
