@@ -61,14 +61,17 @@ func TestRebuildUnderLiveTrafficLosesNothing(t *testing.T) {
 	stop := make(chan struct{})
 	var written atomic.Int64
 	wg.Go(func() {
-		for i := half; i < len(events); i += 5 {
+		// Small batches (one transaction each) and large ones (split in several).
+		for i, k := half, 0; i < len(events); k++ {
+			n := []int{5, 40}[k%2]
 			select {
 			case <-stop:
 				return
 			default:
 			}
-			deliver(events[i:min(i+5, len(events))])
-			written.Store(int64(min(i+5, len(events))))
+			deliver(events[i:min(i+n, len(events))])
+			i = min(i+n, len(events))
+			written.Store(int64(i))
 		}
 	})
 	rb := app.NewRebuilder(journal, nil, gens, cps, stuck.DefaultConfig(), logger, nil).WithSessionRecorder(gens, journal)
