@@ -3,10 +3,8 @@ package dynamodb_test
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"slices"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -25,6 +23,23 @@ import (
 	"github.com/agentwatch/agentwatch/projections/stuck"
 )
 
+// rebuildStores are the stores of fresh tables: the journal, the read models that
+// follow the current generation (as the live worker's), the generations, checkpoints.
+func rebuildStores(t *testing.T) (*awdynamodb.JournalStore, *awdynamodb.ReadModelStore, awdynamodb.GenerationStore, *awdynamodb.CheckpointStore) {
+	t.Helper()
+	c := dynamotest.NewClient(t)
+	cfg := dynamotest.MigratedWithoutStream(t, c)
+	journal, err := awdynamodb.NewJournalStore(c, cfg, nil)
+	require.NoError(t, err)
+	live, err := awdynamodb.NewReadModelStore(c, cfg, 0, nil)
+	require.NoError(t, err)
+	gens, err := awdynamodb.NewGenerationStore(c, cfg, nil)
+	require.NoError(t, err)
+	cps, err := awdynamodb.NewCheckpointStore(c, cfg)
+	require.NoError(t, err)
+	return journal, live, gens, cps
+}
+
 // TestRebuildUnderLiveTrafficLosesNothing keeps appending events and projecting them as
 // the live worker does (into whatever generation is current) while a rebuild runs,
 // then checks that the new generation equals a clean fold of the whole journal: what
@@ -32,17 +47,8 @@ import (
 // folded again into the new one. The records are gone afterwards.
 func TestRebuildUnderLiveTrafficLosesNothing(t *testing.T) {
 	ctx := t.Context()
-	c := dynamotest.NewClient(t)
-	cfg := dynamotest.MigratedWithoutStream(t, c)
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	journal, err := awdynamodb.NewJournalStore(c, cfg, logger)
-	require.NoError(t, err)
-	live, err := awdynamodb.NewReadModelStore(c, cfg, 0, logger)
-	require.NoError(t, err)
-	gens, err := awdynamodb.NewGenerationStore(c, cfg, logger)
-	require.NoError(t, err)
-	cps, err := awdynamodb.NewCheckpointStore(c, cfg)
-	require.NoError(t, err)
+	logger := slog.New(slog.DiscardHandler)
+	journal, live, gens, cps := rebuildStores(t)
 	worker := app.NewProjector(live, logger, nil)
 	deliver := func(evs []domain.Event) {
 		_, err := journal.Append(ctx, evs)
@@ -93,7 +99,7 @@ func TestRebuildUnderLiveTrafficLosesNothing(t *testing.T) {
 	cur, err := live.CurrentGeneration(ctx)
 	require.NoError(t, err)
 	require.Equal(t, rep.ToGeneration, cur)
-	got := allItems(t, live)
+	got := storetest.AllItems(t, live)
 	wantItems := want.Index()
 	require.Len(t, got, len(wantItems), "executions")
 	for i := range wantItems {
@@ -112,34 +118,11 @@ func TestRebuildUnderLiveTrafficLosesNothing(t *testing.T) {
 	assert.Empty(t, recorded, "recording stopped")
 }
 
-// allItems reads every execution-index item, sorted by ARN.
-func allItems(t *testing.T, r executionindex.Reader) []executionindex.Item {
-	t.Helper()
-	var out []executionindex.Item
-	q := executionindex.Query{Limit: executionindex.MaxLimit}
-	for {
-		page, err := r.Query(t.Context(), q)
-		require.NoError(t, err)
-		out = append(out, page.Items...)
-		if page.NextCursor == "" {
-			break
-		}
-		q.Cursor = page.NextCursor
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ExecutionArn < out[j].ExecutionArn })
-	return out
-}
-
 // A rebuild that died while loading leaves live commits recording for its generation:
 // dropping the generation stops that and deletes the records.
 func TestDropGenerationStopsRecording(t *testing.T) {
 	ctx := t.Context()
-	c := dynamotest.NewClient(t)
-	cfg := dynamotest.MigratedWithoutStream(t, c)
-	live, err := awdynamodb.NewReadModelStore(c, cfg, 0, nil)
-	require.NoError(t, err)
-	gens, err := awdynamodb.NewGenerationStore(c, cfg, nil)
-	require.NoError(t, err)
+	_, live, gens, _ := rebuildStores(t)
 	worker := app.NewProjector(live, nil, nil)
 	events := storetest.GenerateEvents(33, 4, time.Date(2024, 11, 4, 9, 0, 0, 0, time.UTC))
 
@@ -180,16 +163,7 @@ func (f failingScan) Scan(context.Context, app.ScanOptions, func([]domain.Event)
 // records.
 func TestFailedRebuildStopsRecording(t *testing.T) {
 	ctx := t.Context()
-	c := dynamotest.NewClient(t)
-	cfg := dynamotest.MigratedWithoutStream(t, c)
-	journal, err := awdynamodb.NewJournalStore(c, cfg, nil)
-	require.NoError(t, err)
-	live, err := awdynamodb.NewReadModelStore(c, cfg, 0, nil)
-	require.NoError(t, err)
-	gens, err := awdynamodb.NewGenerationStore(c, cfg, nil)
-	require.NoError(t, err)
-	cps, err := awdynamodb.NewCheckpointStore(c, cfg)
-	require.NoError(t, err)
+	journal, live, gens, cps := rebuildStores(t)
 	worker := app.NewProjector(live, nil, nil)
 	events := storetest.GenerateEvents(34, 4, time.Date(2024, 11, 4, 9, 0, 0, 0, time.UTC))
 
@@ -201,7 +175,7 @@ func TestFailedRebuildStopsRecording(t *testing.T) {
 		recordedDuring = len(recorded)
 	}}
 	rb := app.NewRebuilder(scan, nil, gens, cps, stuck.DefaultConfig(), slog.New(slog.DiscardHandler), nil).WithSessionRecorder(gens, journal)
-	_, err = rb.Rebuild(ctx, app.RebuildOptions{})
+	_, err := rb.Rebuild(ctx, app.RebuildOptions{})
 	require.ErrorContains(t, err, "scan failed")
 	assert.Equal(t, 4, recordedDuring, "live commits recorded their sessions while the rebuild ran")
 

@@ -147,18 +147,7 @@ func compareWithModel(t *testing.T, s Stores, want *projections.Model) {
 	}
 
 	wantIndex := want.Index()
-	var gotIndex []executionindex.Item
-	q := executionindex.Query{Limit: executionindex.MaxLimit}
-	for {
-		page, err := s.Projection.Query(ctx, q)
-		require.NoError(t, err)
-		gotIndex = append(gotIndex, page.Items...)
-		if page.NextCursor == "" {
-			break
-		}
-		q.Cursor = page.NextCursor
-	}
-	sort.Slice(gotIndex, func(i, j int) bool { return gotIndex[i].ExecutionArn < gotIndex[j].ExecutionArn })
+	gotIndex := AllItems(t, s.Projection)
 	require.Len(t, gotIndex, len(wantIndex))
 	for i := range wantIndex {
 		assert.True(t, executionindex.Equal(wantIndex[i], gotIndex[i]), "index item %s:\nwant %+v\ngot  %+v", wantIndex[i].ExecutionArn, wantIndex[i], gotIndex[i])
@@ -174,4 +163,22 @@ func compareWithModel(t *testing.T, s Stores, want *projections.Model) {
 	require.NoError(t, err)
 	sort.Slice(open, func(i, j int) bool { return open[i].SessionID < open[j].SessionID })
 	assert.Equal(t, want.Stuck(), open)
+}
+
+// AllItems reads every execution-index item of r, page by page, sorted by ARN.
+func AllItems(t *testing.T, r executionindex.Reader) []executionindex.Item {
+	t.Helper()
+	var out []executionindex.Item
+	q := executionindex.Query{Limit: executionindex.MaxLimit}
+	for {
+		page, err := r.Query(t.Context(), q)
+		require.NoError(t, err)
+		out = append(out, page.Items...)
+		if page.NextCursor == "" {
+			break
+		}
+		q.Cursor = page.NextCursor
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ExecutionArn < out[j].ExecutionArn })
+	return out
 }
