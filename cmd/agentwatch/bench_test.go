@@ -30,6 +30,7 @@ func TestBenchEmbedded(t *testing.T) {
 	assert.Positive(t, res.PeakRSSBytes)
 	assert.Contains(t, []string{"rebuild", "process"}, res.PeakRSSScope)
 	assert.GreaterOrEqual(t, res.ProcessPeakRSSBytes, res.PeakRSSBytes)
+	assert.Positive(t, res.PeakHeapBytes)
 	assert.Zero(t, res.Requests, "no DynamoDB in embedded mode")
 
 	listed, err := runCLI(t.Context(), "executions", "list", "--data-dir", dir, "--json", "--log-level", "error")
