@@ -175,6 +175,12 @@ func NewRebuilder(journal JournalScanner, tail JournalTail, gens GenerationStore
 	return &Rebuilder{journal: journal, tail: tail, gens: gens, checkpoints: checkpoints, detector: detector, logger: logger, metrics: metrics}
 }
 
+// ApproximateCounter estimates how many items a journal holds (DynamoDB's item count,
+// refreshed about every six hours), for progress and ETA where no end position is known.
+type ApproximateCounter interface {
+	ApproximateCount(ctx context.Context) (int64, error)
+}
+
 // EndPositioner tells where a single-sequence journal feed ends now.
 type EndPositioner interface {
 	EndPosition(ctx context.Context) (string, error)
@@ -269,6 +275,13 @@ func (r *Rebuilder) Rebuild(ctx context.Context, opts RebuildOptions) (rep Rebui
 		}
 		if n, perr := parsePos(startPos); perr == nil {
 			total = n
+		}
+	} else if c, ok := r.journal.(ApproximateCounter); ok {
+		// For the progress bar's ETA only: a failure costs the estimate, not the rebuild.
+		if n, cerr := c.ApproximateCount(ctx); cerr == nil {
+			total = n
+		} else {
+			r.logger.Warn("rebuild: no estimate of the journal's size for progress", "error", cerr)
 		}
 	}
 	model := projections.NewModel()

@@ -32,9 +32,10 @@ type JournalStore struct {
 }
 
 var (
-	_ app.JournalAppender = (*JournalStore)(nil)
-	_ app.JournalReader   = (*JournalStore)(nil)
-	_ app.JournalScanner  = (*JournalStore)(nil)
+	_ app.JournalAppender    = (*JournalStore)(nil)
+	_ app.JournalReader      = (*JournalStore)(nil)
+	_ app.JournalScanner     = (*JournalStore)(nil)
+	_ app.ApproximateCounter = (*JournalStore)(nil)
 )
 
 // NewJournalStore returns the journal in cfg.JournalTable.
@@ -199,6 +200,16 @@ func (s *JournalStore) SessionEvents(ctx context.Context, sessionID string, q ap
 		}
 	}
 	return out, nil
+}
+
+// ApproximateCount is the journal table's item count as DynamoDB last computed it
+// (DescribeTable; it refreshes about every six hours): a rebuild's progress estimate.
+func (s *JournalStore) ApproximateCount(ctx context.Context) (int64, error) {
+	out, err := s.client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &s.cfg.JournalTable})
+	if err != nil {
+		return 0, fmt.Errorf("describe journal table: %w", edge(err))
+	}
+	return aws.ToInt64(out.Table.ItemCount), nil
 }
 
 // Scan calls fn with batches of every journal event (one batch per page of a segment),

@@ -81,11 +81,13 @@ func TestRebuildUnderLiveTrafficLosesNothing(t *testing.T) {
 		}
 	})
 	rb := app.NewRebuilder(journal, nil, gens, cps, stuck.DefaultConfig(), logger, nil).WithSessionRecorder(gens, journal)
-	rep, err := rb.Rebuild(ctx, app.RebuildOptions{})
+	var progressTotal atomic.Int64
+	rep, err := rb.Rebuild(ctx, app.RebuildOptions{Progress: func(_, total int64) { progressTotal.Store(total) }})
 	close(stop)
 	wg.Wait()
 	require.NoError(t, err)
 	require.Greater(t, int(written.Load()), half, "traffic ran during the rebuild")
+	assert.Positive(t, progressTotal.Load(), "progress has an estimate of the journal's size (DescribeTable), for its ETA")
 	t.Logf("rebuild folded %d events and %d again from recorded sessions; %d of %d events delivered meanwhile",
 		rep.Events, rep.CaughtUp, int(written.Load())-half, len(events)-half)
 
