@@ -98,6 +98,14 @@ func (s *ReadModelStore) generationState(ctx context.Context) (gen, building int
 	if err != nil {
 		return 0, 0, err
 	}
+	if building != s.curBuilding {
+		if building > 0 {
+			s.logger.Info("a rebuild is loading a read-model generation: commits record the sessions they change for it",
+				"generation", building, "serving", gen)
+		} else {
+			s.logger.Info("no rebuild is loading a read-model generation: commits stopped recording", "serving", gen)
+		}
+	}
 	s.curGen, s.curBuilding, s.curAt = gen, building, time.Now()
 	return gen, building, nil
 }
