@@ -569,12 +569,8 @@ func NewReconcileMetrics(reg prometheus.Registerer) (*ReconcileMetrics, error) {
 	for _, r := range []string{"ok", "failed", "skipped"} {
 		m.Sweeps.WithLabelValues(r)
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.Sweeps, m.Appended, m.Described, m.LastSuccess} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("register reconcile metrics: %w", err)
-			}
-		}
+	if err := RegisterCollectors(reg, m.Sweeps, m.Appended, m.Described, m.LastSuccess); err != nil {
+		return nil, fmt.Errorf("register reconcile metrics: %w", err)
 	}
 	return m, nil
 }

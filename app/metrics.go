@@ -60,15 +60,25 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.Ingested, m.ProjectedEvents, m.ProjectedSessions, m.Conflicts,
-			m.UnknownStatuses, m.Quarantined, m.AlertsRaised, m.AlertsDelivered, m.AlertFailures, m.OpenSessions, m.LiveLag} {
-			if err := reg.Register(c); err != nil {
-				return nil, err
-			}
-		}
+	if err := RegisterCollectors(reg, m.Ingested, m.ProjectedEvents, m.ProjectedSessions, m.Conflicts,
+		m.UnknownStatuses, m.Quarantined, m.AlertsRaised, m.AlertsDelivered, m.AlertFailures, m.OpenSessions, m.LiveLag); err != nil {
+		return nil, err
 	}
 	return m, nil
+}
+
+// RegisterCollectors registers cs with reg, stopping at the first that fails; a nil
+// reg registers nothing (metrics that are kept but not exported).
+func RegisterCollectors(reg prometheus.Registerer, cs ...prometheus.Collector) error {
+	if reg == nil {
+		return nil
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (m *Metrics) projected(events, sessions int) {

@@ -322,44 +322,41 @@ func (r *Rebuilder) Rebuild(ctx context.Context, opts RebuildOptions) (rep Rebui
 
 	cpName := GenerationCheckpoint(next)
 	proj := NewProjector(r.gens.ProjectionStoreOf(next), r.logger, r.metrics)
-	refolded := map[string]int64{}
-	switch {
-	case r.tail != nil:
+	if r.tail != nil {
 		if err = r.checkpoints.SetCheckpoint(ctx, cpName, startPos); err != nil {
 			return rep, fmt.Errorf("start checkpoint of generation %d: %w", next, err)
 		}
-		n, cerr := proj.CatchUp(ctx, r.tail, r.checkpoints, cpName, 1000)
-		if cerr != nil {
-			return rep, fmt.Errorf("catch up generation %d: %w", next, cerr)
-		}
-		rep.CaughtUp += n
-	case recording:
-		n, cerr := r.refoldRecorded(ctx, proj, next, refolded)
-		if cerr != nil {
-			return rep, fmt.Errorf("catch up generation %d: %w", next, cerr)
-		}
-		rep.CaughtUp += n
 	}
+	// catchUp projects into the new generation what live projection committed since the
+	// scan began: from the journal's tail, or the sessions the live commits recorded.
+	refolded := map[string]int64{}
+	catchUp := func() (int, error) {
+		switch {
+		case r.tail != nil:
+			return proj.CatchUp(ctx, r.tail, r.checkpoints, cpName, 1000)
+		case recording:
+			return r.refoldRecorded(ctx, proj, next, refolded)
+		}
+		return 0, nil
+	}
+	n, err := catchUp()
+	if err != nil {
+		return rep, fmt.Errorf("catch up generation %d: %w", next, err)
+	}
+	rep.CaughtUp += n
 	if err = r.gens.SwitchGeneration(ctx, next); err != nil {
 		return rep, fmt.Errorf("switch to generation %d: %w", next, err)
 	}
 	switched = true
 	r.logger.Info("read models switched", "from", cur, "to", next, "events", rep.Events, "sessions", rep.Sessions)
-	switch {
-	case r.tail != nil:
-		n, cerr := proj.CatchUp(ctx, r.tail, r.checkpoints, cpName, 1000)
-		if cerr != nil {
-			return rep, fmt.Errorf("final catch-up of generation %d: %w", next, cerr)
-		}
-		rep.CaughtUp += n
-	case recording:
-		// The switch stopped the recording: live commits now land in the new
-		// generation. What they committed to the old one meanwhile is recorded.
-		n, cerr := r.refoldRecorded(ctx, proj, next, refolded)
-		if cerr != nil {
-			return rep, fmt.Errorf("final catch-up of generation %d: %w", next, cerr)
-		}
-		rep.CaughtUp += n
+	// A live commit may have raced the switch into the old generation; with recording,
+	// the switch stopped it, and what was committed to the old generation meanwhile is
+	// recorded.
+	if n, err = catchUp(); err != nil {
+		return rep, fmt.Errorf("final catch-up of generation %d: %w", next, err)
+	}
+	rep.CaughtUp += n
+	if recording {
 		recording = false
 		if serr := r.recorder.StopRecording(ctx, next); serr != nil {
 			r.logger.Warn("rebuild: delete the records of live changes", "generation", next, "error", serr)

@@ -13,10 +13,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentwatch/agentwatch/adapters/sqlite"
+	"github.com/agentwatch/agentwatch/adapters/storetest"
 	"github.com/agentwatch/agentwatch/app"
 	"github.com/agentwatch/agentwatch/app/simulate"
-	"github.com/agentwatch/agentwatch/domain"
-	"github.com/agentwatch/agentwatch/projections"
 	"github.com/agentwatch/agentwatch/projections/agentstats"
 	"github.com/agentwatch/agentwatch/projections/executionindex"
 	"github.com/agentwatch/agentwatch/projections/stuck"
@@ -32,21 +31,10 @@ type snapshot struct {
 func readSnapshot(t *testing.T, e *embedded) snapshot {
 	t.Helper()
 	ctx := context.Background()
-	var s snapshot
-	q := executionindex.Query{Limit: executionindex.MaxLimit, Ascending: true}
-	for {
-		page, err := e.models.Query(ctx, q)
-		require.NoError(t, err)
-		s.items = append(s.items, page.Items...)
-		if page.NextCursor == "" {
-			break
-		}
-		q.Cursor = page.NextCursor
-	}
+	s := snapshot{items: storetest.AllItems(t, e.models)}
 	for i := range s.items {
 		s.items[i].IndexedAt = ""
 	}
-	sort.Slice(s.items, func(i, j int) bool { return s.items[i].ExecutionArn < s.items[j].ExecutionArn })
 	for _, g := range []string{agentstats.HourPrefix, agentstats.DayPrefix} {
 		b, err := e.models.Stats(ctx, app.StatsQuery{Granularity: g})
 		require.NoError(t, err)
@@ -141,13 +129,7 @@ func TestRebuildUnderLiveTrafficLosesNothing(t *testing.T) {
 	_, err = e.projector.CatchUp(context.Background(), sqlite.NewJournalTail(e.journal), e.cps, app.HandlerProject, 1000)
 	require.NoError(t, err)
 
-	m := projections.NewModel()
-	require.NoError(t, e.journal.Scan(context.Background(), app.ScanOptions{}, func(b []domain.Event) error {
-		for i := range b {
-			m.Apply(&b[i])
-		}
-		return nil
-	}))
+	m := storetest.FoldJournal(t, e.journal)
 	got := readSnapshot(t, e)
 	want := m.Index()
 	requireSameItems(t, want, got.items)

@@ -18,7 +18,6 @@ import (
 	"github.com/agentwatch/agentwatch/adapters/storetest"
 	"github.com/agentwatch/agentwatch/app"
 	"github.com/agentwatch/agentwatch/domain"
-	"github.com/agentwatch/agentwatch/projections"
 	"github.com/agentwatch/agentwatch/projections/executionindex"
 	"github.com/agentwatch/agentwatch/projections/stuck"
 )
@@ -91,13 +90,7 @@ func TestRebuildUnderLiveTrafficLosesNothing(t *testing.T) {
 	t.Logf("rebuild folded %d events and %d again from recorded sessions; %d of %d events delivered meanwhile",
 		rep.Events, rep.CaughtUp, int(written.Load())-half, len(events)-half)
 
-	want := projections.NewModel()
-	require.NoError(t, journal.Scan(ctx, app.ScanOptions{}, func(b []domain.Event) error {
-		for i := range b {
-			want.Apply(&b[i])
-		}
-		return nil
-	}))
+	want := storetest.FoldJournal(t, journal)
 	cur, err := live.CurrentGeneration(ctx)
 	require.NoError(t, err)
 	require.Equal(t, rep.ToGeneration, cur)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/agentwatch/agentwatch/app"
 )
 
 // Metrics are the TagResolver's Prometheus metrics. A nil *Metrics is valid and records
@@ -31,12 +33,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	for _, r := range []string{resultTagged, resultUntagged, resultNotFound, resultFailed} {
 		m.Lookups.WithLabelValues(r) // export zeros, so that alerts on failures see a series
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.Lookups, m.CacheHits} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("register sfn metrics: %w", err)
-			}
-		}
+	if err := app.RegisterCollectors(reg, m.Lookups, m.CacheHits); err != nil {
+		return nil, fmt.Errorf("register sfn metrics: %w", err)
 	}
 	return m, nil
 }

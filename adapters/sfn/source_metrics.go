@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/agentwatch/agentwatch/app"
 )
 
 // SourceMetrics are the ExecutionSource's Prometheus metrics. A nil *SourceMetrics is
@@ -34,12 +36,8 @@ func NewSourceMetrics(reg prometheus.Registerer) (*SourceMetrics, error) {
 			m.Calls.WithLabelValues(op, r)
 		}
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.Calls, m.RateLimitWait} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("register sfn execution metrics: %w", err)
-			}
-		}
+	if err := app.RegisterCollectors(reg, m.Calls, m.RateLimitWait); err != nil {
+		return nil, fmt.Errorf("register sfn execution metrics: %w", err)
 	}
 	return m, nil
 }

@@ -159,15 +159,7 @@ func BenchmarkScanFold(b *testing.B) {
 	b.ResetTimer()
 	cpu := processCPU()
 	for i := 0; i < b.N; i++ {
-		m := projections.NewModel()
-		if err := journal.Scan(b.Context(), app.ScanOptions{}, func(batch []domain.Event) error {
-			for j := range batch {
-				m.Apply(&batch[j])
-			}
-			return nil
-		}); err != nil {
-			b.Fatal(err)
-		}
+		storetest.FoldJournal(b, journal)
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric((processCPU()-cpu)/float64(b.N), "cpu-s/op")
@@ -270,15 +262,7 @@ func BenchmarkRebuild(b *testing.B) {
 	var scan, load time.Duration
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
-		m := projections.NewModel()
-		if err := journal.Scan(b.Context(), app.ScanOptions{}, func(batch []domain.Event) error {
-			for j := range batch {
-				m.Apply(&batch[j])
-			}
-			return nil
-		}); err != nil {
-			b.Fatal(err)
-		}
+		m := storetest.FoldJournal(b, journal)
 		sessions, items, buckets := m.SessionValues(), m.Index(), m.Stats()
 		var stuckWrites []app.StuckWrite
 		for _, e := range m.Stuck() {

@@ -9,6 +9,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/agentwatch/agentwatch/app"
 )
 
 // Results of a handled message, the label values of Metrics.Messages.
@@ -43,12 +45,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	}
 	m.Messages.WithLabelValues(resultDeleted)
 	m.Messages.WithLabelValues(resultReleased)
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.Messages, m.LastReceives} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("register sqs metrics: %w", err)
-			}
-		}
+	if err := app.RegisterCollectors(reg, m.Messages, m.LastReceives); err != nil {
+		return nil, fmt.Errorf("register sqs metrics: %w", err)
 	}
 	return m, nil
 }

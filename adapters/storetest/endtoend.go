@@ -166,7 +166,7 @@ func compareWithModel(t *testing.T, s Stores, want *projections.Model) {
 }
 
 // AllItems reads every execution-index item of r, page by page, sorted by ARN.
-func AllItems(t *testing.T, r executionindex.Reader) []executionindex.Item {
+func AllItems(t testing.TB, r executionindex.Reader) []executionindex.Item {
 	t.Helper()
 	var out []executionindex.Item
 	q := executionindex.Query{Limit: executionindex.MaxLimit}
@@ -181,4 +181,18 @@ func AllItems(t *testing.T, r executionindex.Reader) []executionindex.Item {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ExecutionArn < out[j].ExecutionArn })
 	return out
+}
+
+// FoldJournal folds a whole scan of journal into a model: the reference a rebuild's read
+// models must equal.
+func FoldJournal(t testing.TB, journal app.JournalScanner) *projections.Model {
+	t.Helper()
+	m := projections.NewModel()
+	require.NoError(t, journal.Scan(t.Context(), app.ScanOptions{}, func(b []domain.Event) error {
+		for i := range b {
+			m.Apply(&b[i])
+		}
+		return nil
+	}))
+	return m
 }

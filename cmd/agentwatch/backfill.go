@@ -109,21 +109,15 @@ func parseRate(v string) (float64, error) {
 // report, and in embedded mode projects what it appended.
 func (g *globals) runBackfill(ctx context.Context, o *backfillOptions, mods []fx.Option) error {
 	var bf *app.Backfiller
-	var projector *app.Projector
-	var tail app.JournalTail
-	var checkpoints app.CheckpointStore
 	var cfg app.Config
 	cfg.SetDefaults()
-	populate := fx.Populate(&bf, &projector, &checkpoints)
-	if g.backend == "sqlite" {
-		populate = fx.Options(populate, fx.Populate(&tail))
-	}
-	return g.withApp(ctx, cfg, append(mods, populate), func(ctx context.Context) error {
+	local, populate := g.localProjection(cfg)
+	return g.withApp(ctx, cfg, append(mods, fx.Populate(&bf), populate), func(ctx context.Context) error {
 		rep, runErr := bf.Run(ctx, o.cfg)
 		projected := 0
-		if runErr == nil && tail != nil && !o.cfg.DryRun {
+		if runErr == nil && !o.cfg.DryRun {
 			var err error
-			if projected, err = projector.CatchUp(ctx, tail, checkpoints, cfg.CheckpointName, 2000); err != nil {
+			if projected, err = local.catchUp(ctx); err != nil {
 				return fmt.Errorf("project backfilled events: %w", err)
 			}
 		}

@@ -15,6 +15,35 @@ import (
 	"github.com/agentwatch/agentwatch/app"
 )
 
+// localProjection projects, in embedded mode, what a command appended to the journal,
+// so that listings show the effect whether or not a worker runs. In AWS mode the
+// worker projects from the journal's stream, and catchUp does nothing.
+type localProjection struct {
+	projector   *app.Projector
+	tail        app.JournalTail
+	checkpoints app.CheckpointStore
+	checkpoint  string
+}
+
+// localProjection returns the projection and the fx option that fills it.
+func (g *globals) localProjection(cfg app.Config) (*localProjection, fx.Option) {
+	l := &localProjection{checkpoint: cfg.CheckpointName}
+	populate := fx.Populate(&l.projector, &l.checkpoints)
+	if g.backend == "sqlite" {
+		populate = fx.Options(populate, fx.Populate(&l.tail))
+	}
+	return l, populate
+}
+
+// catchUp projects the journal events after the worker's checkpoint and returns how
+// many it projected.
+func (l *localProjection) catchUp(ctx context.Context) (int, error) {
+	if l.tail == nil {
+		return 0, nil
+	}
+	return l.projector.CatchUp(ctx, l.tail, l.checkpoints, l.checkpoint, 2000)
+}
+
 // ingestChunk is how many NDJSON lines one journal append carries.
 const ingestChunk = 5000
 
@@ -36,19 +65,10 @@ func newIngestCommand(g *globals) *cobra.Command {
 			}
 			defer closeIn()
 			var ingester *app.Ingester
-			var projector *app.Projector
-			var tail app.JournalTail
-			var checkpoints app.CheckpointStore
 			var cfg app.Config
 			cfg.SetDefaults()
-			populate := fx.Populate(&ingester, &projector, &checkpoints)
-			if g.backend == "sqlite" {
-				// Embedded: project before returning, so listings show the effect
-				// whether or not a worker runs. In AWS mode the worker projects from
-				// the journal's stream.
-				populate = fx.Options(populate, fx.Populate(&tail))
-			}
-			return g.withApp(cmd.Context(), cfg, []fx.Option{populate}, func(ctx context.Context) error {
+			local, populate := g.localProjection(cfg)
+			return g.withApp(cmd.Context(), cfg, []fx.Option{fx.Populate(&ingester), populate}, func(ctx context.Context) error {
 				total := app.IngestReport{Results: []app.IngestResult{}}
 				offset := 0
 				err := readChunks(in, func(body []byte, lines int) error {
@@ -74,11 +94,9 @@ func newIngestCommand(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				projected := 0
-				if tail != nil {
-					if projected, err = projector.CatchUp(ctx, tail, checkpoints, cfg.CheckpointName, 2000); err != nil {
-						return fmt.Errorf("project ingested events: %w", err)
-					}
+				projected, err := local.catchUp(ctx)
+				if err != nil {
+					return fmt.Errorf("project ingested events: %w", err)
 				}
 				if g.asJSON {
 					return printJSON(g.out, total)
