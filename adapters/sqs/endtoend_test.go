@@ -419,7 +419,9 @@ func runEndToEnd(t *testing.T, b journalBackend) {
 	require.Len(t, dead, 1)
 	assert.Equal(t, poisoned.executionArn(), dead[0].ExecutionArn)
 	assert.Empty(t, dead[0].Reason, "it parses: it failed for a passing reason")
-	assert.EqualValues(t, maxReceiveCount*2, journal.attempts.Load(), "each receive: the first try and the router's one retry")
+	// Each receive: the first try and the router's one retry. SQS delivers at least once:
+	// a receive can repeat (one CI run here counted 7 tries instead of 6).
+	assert.GreaterOrEqual(t, int(journal.attempts.Load()), maxReceiveCount*2, "each receive: the first try and the router's one retry")
 	assert.Equal(t, 1.0, counter(t, sqsMetrics.LastReceives))
 	assert.Equal(t, float64(wantQuarantined), counter(t, metrics.Quarantined.WithLabelValues(sqs.Source)))
 	assert.Equal(t, float64(wantJournal), counter(t, metrics.Ingested.WithLabelValues("queue", "accepted")))
