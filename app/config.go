@@ -14,6 +14,8 @@ type Config struct {
 	Detector DetectorConfig
 	// CheckpointName names the journal feed's checkpoint (single-sequence feeds).
 	CheckpointName string
+	// Backpressure says when ingest pushes back on a projector that is behind.
+	Backpressure BackpressureConfig
 }
 
 // SetDefaults fills zero fields.
@@ -21,6 +23,7 @@ func (c *Config) SetDefaults() {
 	c.Mapping.SetDefaults()
 	c.Router.SetDefaults()
 	c.Detector.SetDefaults()
+	c.Backpressure.SetDefaults()
 	if c.CheckpointName == "" {
 		c.CheckpointName = HandlerProject
 	}

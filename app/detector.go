@@ -73,6 +73,7 @@ type Detector struct {
 	sessions ProjectionStore
 	sinks    []AlertSink
 	stats    StatsReader
+	wm       ProjectionWatermark
 	adapted  time.Time
 	logger   *slog.Logger
 	metrics  *Metrics
@@ -94,6 +95,36 @@ func NewDetector(cfg DetectorConfig, entries StuckStore, alerts AlertStore, sess
 // UseStats lets the detector derive adaptive deadlines from the agents' stage
 // durations (when DetectorConfig.Stuck.Adaptive.Enabled).
 func (d *Detector) UseStats(stats StatsReader) { d.stats = stats }
+
+// UseWatermark makes the detector judge deadlines against the projection watermark as
+// well as the clock: a deadline counts as passed only once it is before both, so a
+// projector that is behind delays alerts instead of inventing them (an event that would
+// have kept the session alive may be waiting in the backlog). nil: the clock alone.
+func (d *Detector) UseWatermark(wm ProjectionWatermark) { d.wm = wm }
+
+// judgedAt is the instant deadlines are judged at: the earlier of now and the
+// projection watermark. ok is false when the watermark is unknown (nothing projected
+// yet, or it could not be read): then nothing may be judged.
+func (d *Detector) judgedAt(ctx context.Context, now time.Time) (at time.Time, ok bool) {
+	if d.wm == nil {
+		return now, true
+	}
+	w, err := d.wm.Watermark(ctx)
+	if err != nil {
+		d.logger.Warn("stuck detector: projection watermark unknown; deadlines not judged this tick", "error", err)
+		return time.Time{}, false
+	}
+	if w.IsZero() {
+		return time.Time{}, false
+	}
+	if d.metrics != nil {
+		d.metrics.WatermarkLag.Set(max(0, now.Sub(w).Seconds()))
+	}
+	if w.Before(now) {
+		return w, true
+	}
+	return now, true
+}
 
 // refreshAdaptive recomputes the adaptive deadlines when they are due.
 func (d *Detector) refreshAdaptive(ctx context.Context, now time.Time) error {
@@ -173,17 +204,19 @@ func (d *Detector) Tick(ctx context.Context) error {
 	if err := d.refreshAdaptive(ctx, now); err != nil {
 		d.logger.Warn("adaptive deadlines not refreshed", "error", err)
 	}
-	due, err := d.entries.DueEntries(ctx, now.UnixMilli(), d.cfg.BatchLimit)
-	if err != nil {
-		return fmt.Errorf("due entries: %w", err)
-	}
-	if d.metrics != nil {
-		d.metrics.OpenSessions.Set(float64(len(due)))
-	}
 	var errs []error
-	for _, de := range due {
-		if err := d.evaluate(ctx, de, now); err != nil {
-			errs = append(errs, err)
+	if at, ok := d.judgedAt(ctx, now); ok {
+		due, err := d.entries.DueEntries(ctx, at.UnixMilli(), d.cfg.BatchLimit)
+		if err != nil {
+			return fmt.Errorf("due entries: %w", err)
+		}
+		if d.metrics != nil {
+			d.metrics.OpenSessions.Set(float64(len(due)))
+		}
+		for _, de := range due {
+			if err := d.evaluate(ctx, de, at, now); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	if err := d.Deliver(ctx); err != nil {
@@ -192,13 +225,14 @@ func (d *Detector) Tick(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (d *Detector) evaluate(ctx context.Context, de DueEntry, now time.Time) error {
+// evaluate judges one entry at at (deadlines) and records what it finds at now.
+func (d *Detector) evaluate(ctx context.Context, de DueEntry, at, now time.Time) error {
 	e := &de.Entry
 	raised, open, err := d.alerts.SessionAlerts(ctx, e.SessionID)
 	if err != nil {
 		return fmt.Errorf("alerts of %s: %w", e.SessionID, err)
 	}
-	findings, next := stuck.Evaluate(e, raised, open, now, &d.cfg.Stuck)
+	findings, next := stuck.Evaluate(e, raised, open, at, &d.cfg.Stuck)
 	var diag *domain.Diagnosis
 	for _, f := range findings {
 		if diag == nil {

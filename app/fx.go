@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +22,7 @@ var CoreModule = fx.Module("app",
 	fx.Provide(
 		newRegistry,
 		NewMetrics,
+		newBackpressure,
 		newIngester,
 		NewProjector,
 		newQueries,
@@ -35,8 +37,27 @@ var WorkerModule = fx.Module("worker",
 		newDetector,
 		fx.Annotate(NewQuarantinePublisher, fx.ResultTags(`name:"poison"`), fx.As(new(message.Publisher))),
 	),
-	fx.Invoke(registerRouter, registerDetector),
+	fx.Invoke(registerRouter, registerDetector, watchBackpressure),
 )
+
+// watchBackpressure keeps the backlog gauge current while the worker runs.
+func watchBackpressure(lc fx.Lifecycle, p struct {
+	fx.In
+	Gate *Backpressure `optional:"true"`
+}) {
+	if p.Gate == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	lc.Append(fx.Hook{
+		OnStart: func(context.Context) error {
+			go func() { defer close(done); p.Gate.Watch(ctx, 2*time.Second) }()
+			return nil
+		},
+		OnStop: func(context.Context) error { cancel(); <-done; return nil },
+	})
+}
 
 func newRegistry() (*prometheus.Registry, prometheus.Registerer, prometheus.Gatherer) {
 	reg := prometheus.NewRegistry()
@@ -53,10 +74,31 @@ type IngesterParams struct {
 	Resolver   domain.AgentNameResolver `optional:"true"`
 	Logger     *slog.Logger
 	Metrics    *Metrics
+	// Backpressure is nil where the backend cannot tell its projection backlog.
+	Backpressure *Backpressure `optional:"true"`
 }
 
 func newIngester(p IngesterParams) *Ingester {
-	return NewIngester(p.Journal, p.Quarantine, p.Resolver, p.Config.Mapping, p.Logger, p.Metrics)
+	in := NewIngester(p.Journal, p.Quarantine, p.Resolver, p.Config.Mapping, p.Logger, p.Metrics)
+	in.PushBackWith(p.Backpressure)
+	return in
+}
+
+// BackpressureParams are the ingest gate's dependencies in the fx graph.
+type BackpressureParams struct {
+	fx.In
+	Config     Config
+	Backlog    ProjectionBacklog `optional:"true"`
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+}
+
+// newBackpressure is nil (admit everything) where the backend provides no backlog.
+func newBackpressure(p BackpressureParams) (*Backpressure, error) {
+	if p.Backlog == nil {
+		return nil, nil
+	}
+	return NewBackpressure(p.Config.Backpressure, p.Backlog, p.Registerer, p.Logger)
 }
 
 // QueriesParams are the Queries' dependencies in the fx graph.
@@ -136,11 +178,15 @@ type DetectorParams struct {
 	Stats    StatsReader
 	Logger   *slog.Logger
 	Metrics  *Metrics
+	// Watermark, when the journal feed provides one, holds alerts back while the
+	// projector is behind.
+	Watermark ProjectionWatermark `optional:"true"`
 }
 
 func newDetector(p DetectorParams) *Detector {
 	d := NewDetector(p.Config.Detector, p.Stuck, p.Alerts, p.Sessions, p.Sinks, p.Logger, p.Metrics)
 	d.UseStats(p.Stats)
+	d.UseWatermark(p.Watermark)
 	return d
 }
 

@@ -51,7 +51,13 @@ type Ingester struct {
 	logger     *slog.Logger
 	metrics    *Metrics
 	now        func() time.Time
+	gate       *Backpressure
 }
+
+// PushBackWith makes IngestBody refuse bodies (a *BackpressureError) while gate says the
+// projector is too far behind. Single objects from a queue (IngestObject) are not
+// refused: their feed holds them while the handler works.
+func (in *Ingester) PushBackWith(gate *Backpressure) { in.gate = gate }
 
 // NewIngester returns an ingester. resolver may be nil (no tag lookups).
 func NewIngester(journal JournalAppender, quarantine Quarantine, resolver domain.AgentNameResolver,
@@ -62,9 +68,13 @@ func NewIngester(journal JournalAppender, quarantine Quarantine, resolver domain
 }
 
 // IngestBody ingests a body of one JSON object, a JSON array, or NDJSON. The error is
-// non-nil only when the journal could not be written (nothing about the input): then
+// non-nil only when the journal could not be written (nothing about the input) or the
+// projector is too far behind (a *BackpressureError, before anything is read): then
 // the caller may retry the whole body, since appends are idempotent.
 func (in *Ingester) IngestBody(ctx context.Context, source string, body []byte) (IngestReport, error) {
+	if err := in.gate.Admit(ctx); err != nil {
+		return IngestReport{}, err
+	}
 	objs, err := domain.SplitInput(body)
 	if err != nil {
 		rep := IngestReport{Results: []IngestResult{{Index: 0, Status: IngestRejected, Reason: err.Error()}}, Rejected: 1}

@@ -18,6 +18,7 @@ type Metrics struct {
 	AlertFailures     *prometheus.CounterVec
 	OpenSessions      prometheus.Gauge
 	LiveLag           prometheus.Histogram
+	WatermarkLag      prometheus.Gauge
 }
 
 // NewMetrics creates the metrics and registers them with reg (when not nil).
@@ -54,6 +55,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		OpenSessions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "agentwatch", Name: "detector_due_entries", Help: "Entries the stuck detector evaluated in its last tick.",
 		}),
+		WatermarkLag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "agentwatch", Name: "detector_watermark_lag_seconds",
+			Help: "How far the projection watermark that the stuck detector judges deadlines at is behind the clock.",
+		}),
 		LiveLag: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "agentwatch", Name: "projection_lag_seconds",
 			Help:    "Time from a journal event's append to its projection commit.",
@@ -61,7 +66,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 	}
 	if err := RegisterCollectors(reg, m.Ingested, m.ProjectedEvents, m.ProjectedSessions, m.Conflicts,
-		m.UnknownStatuses, m.Quarantined, m.AlertsRaised, m.AlertsDelivered, m.AlertFailures, m.OpenSessions, m.LiveLag); err != nil {
+		m.UnknownStatuses, m.Quarantined, m.AlertsRaised, m.AlertsDelivered, m.AlertFailures, m.OpenSessions, m.LiveLag, m.WatermarkLag); err != nil {
 		return nil, err
 	}
 	return m, nil

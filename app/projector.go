@@ -59,6 +59,67 @@ func (p *Projector) Project(ctx context.Context, events []domain.Event, cp *Chec
 	}
 }
 
+// ProjectIsolating is Project for a page of events in which one session's events may be
+// such that the store refuses them (domain.ErrInvalid: an item over a size limit, say).
+// The page is committed at once when it can be; when the store refuses it as invalid,
+// the sessions are bisected until the ones it refuses are found, their events go to
+// poison with the reason, and every other session commits (each commit guarded by
+// session versions as always). cp is committed once all of that is done. Any other error
+// is returned as is.
+func (p *Projector) ProjectIsolating(ctx context.Context, events []domain.Event, cp *Checkpoint,
+	poison func(events []domain.Event, reason error) error) error {
+	err := p.Project(ctx, events, cp)
+	if err == nil || !errors.Is(err, domain.ErrInvalid) {
+		return err
+	}
+	var isolate func(groups [][]domain.Event) error
+	isolate = func(groups [][]domain.Event) error {
+		var evs []domain.Event
+		for _, g := range groups {
+			evs = append(evs, g...)
+		}
+		err := p.Project(ctx, evs, nil)
+		switch {
+		case err == nil:
+			return nil
+		case !errors.Is(err, domain.ErrInvalid):
+			return err
+		case len(groups) == 1:
+			p.logger.Warn("projection of a session refused as invalid: its events are quarantined",
+				"session", evs[0].SessionID, "events", len(evs), "error", err)
+			return poison(evs, err)
+		}
+		mid := len(groups) / 2
+		if err := isolate(groups[:mid]); err != nil {
+			return err
+		}
+		return isolate(groups[mid:])
+	}
+	if err := isolate(bySession(events)); err != nil {
+		return err
+	}
+	if cp == nil {
+		return nil
+	}
+	return p.Project(ctx, nil, cp)
+}
+
+// bySession groups events by session, sessions in order of first appearance.
+func bySession(events []domain.Event) [][]domain.Event {
+	pos := map[string]int{}
+	var out [][]domain.Event
+	for _, ev := range events {
+		i, ok := pos[ev.SessionID]
+		if !ok {
+			i = len(out)
+			pos[ev.SessionID] = i
+			out = append(out, nil)
+		}
+		out[i] = append(out[i], ev)
+	}
+	return out
+}
+
 func sessionIDs(events []domain.Event) []string {
 	seen := make(map[string]struct{}, len(events))
 	ids := make([]string, 0, len(events))
@@ -107,10 +168,15 @@ func (p *Projector) plan(ctx context.Context, ids []string, events []domain.Even
 		cb, okb := agentstats.ContributionOf(&w.before)
 		ca, oka := agentstats.ContributionOf(&w.after)
 		b.Stats = append(b.Stats, agentstats.Deltas(&cb, okb, &ca, oka)...)
-		// Closed entries are written too: the detector looks once more (an open alert
-		// may be resolved by this very change) and then drops them.
-		if e, _ := stuck.EntryOf(&w.after); e.Outcome != domain.OutcomeEmpty {
-			b.Stuck = append(b.Stuck, StuckWrite{Entry: e, NextCheckMs: nowMs})
+		// A closed entry is written only over an open one: the detector looks once
+		// more (an alert raised while it was open may be resolved by this very change)
+		// and then drops it. A session that was never open to the detector — new in
+		// this batch and already done, as most are when a page holds whole sessions —
+		// cannot have an alert, and costs no write.
+		if e, open := stuck.EntryOf(&w.after); e.Outcome != domain.OutcomeEmpty {
+			if _, wasOpen := stuck.EntryOf(&w.before); open || wasOpen {
+				b.Stuck = append(b.Stuck, StuckWrite{Entry: e, NextCheckMs: nowMs})
+			}
 		}
 	}
 	return b, nil

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -133,7 +134,7 @@ func NewRouter(cfg RouterConfig, journal JournalFeed, statusChanges StatusChange
 		metrics.NewPrometheusMetricsBuilder(reg, "agentwatch", "router").AddPrometheusRouterMetrics(r)
 	}
 	if journal.Subscriber != nil {
-		r.AddConsumerHandler(HandlerProject, TopicJournal, journal.Subscriber, projectHandler(projector, journal.CheckpointName))
+		r.AddConsumerHandler(HandlerProject, TopicJournal, journal.Subscriber, projectHandler(projector, poison, journal.CheckpointName))
 	}
 	if statusChanges.Subscriber != nil {
 		r.AddConsumerHandler(HandlerIngest, TopicStatusChanges, statusChanges.Subscriber, ingestHandler(ingester, statusChanges.Redelivers))
@@ -141,25 +142,106 @@ func NewRouter(cfg RouterConfig, journal JournalFeed, statusChanges StatusChange
 	return r, nil
 }
 
-// projectHandler projects one journal item. A malformed item is an ErrInvalid error:
-// no retry, straight to the poison queue, and the feed moves on.
-func projectHandler(p *Projector, checkpoint string) message.NoPublishHandlerFunc {
+// projectHandler projects a page of journal items (app.JournalPage, MetaPage) or one
+// journal item. A page is folded and committed at once; a record in it that cannot be
+// projected — its item malformed, or its session refused by the store as invalid — is
+// published to poison on its own, with the reason, and the rest commits. A page or item
+// that fails for any other reason (the store unreachable, throttled) is retried by the
+// router and then left to the feed to redeliver: it is never quarantined for a failure
+// that is not its own.
+func projectHandler(p *Projector, poison message.Publisher, checkpoint string) message.NoPublishHandlerFunc {
 	return func(msg *message.Message) error {
-		ev, err := domain.DecodeJournalItemJSON(msg.Payload)
-		if err != nil {
-			return fmt.Errorf("decode journal item at %s: %w", msg.Metadata.Get(MetaPosition), err)
-		}
 		var cp *Checkpoint
 		if pos := msg.Metadata.Get(MetaPosition); checkpoint != "" && pos != "" {
 			cp = &Checkpoint{Name: checkpoint, Position: pos}
 		}
-		if err := p.Project(msg.Context(), []domain.Event{ev}, cp); err != nil {
+		if msg.Metadata.Get(MetaPage) != "1" {
+			ev, err := domain.DecodeJournalItemJSON(msg.Payload)
+			if err != nil {
+				return fmt.Errorf("decode journal item at %s: %w", msg.Metadata.Get(MetaPosition), err)
+			}
+			if err := p.Project(msg.Context(), []domain.Event{ev}, cp); err != nil {
+				return redeliverUnlessInvalid(err)
+			}
+			observeLag(p.metrics, msg.Metadata.Get(MetaAppendedAt))
+			return nil
+		}
+		page, err := DecodePage(msg.Payload)
+		if err != nil {
 			return err
 		}
-		if at, err := strconv.ParseInt(msg.Metadata.Get(MetaAppendedAt), 10, 64); err == nil && p.metrics != nil {
-			p.metrics.LiveLag.Observe(time.Since(time.UnixMilli(at)).Seconds())
+		events := make([]domain.Event, 0, len(page.Records))
+		positions := make(map[string]string, len(page.Records)) // event key -> position
+		for i := range page.Records {
+			r := &page.Records[i]
+			ev, err := domain.DecodeJournalItemJSON(r.Item)
+			if err != nil {
+				if perr := publishPoison(poison, msg, r.Position, r.Item, fmt.Errorf("decode journal item at %s: %w", r.Position, err)); perr != nil {
+					return perr
+				}
+				continue
+			}
+			positions[ev.Key()] = r.Position
+			events = append(events, ev)
+		}
+		err = p.ProjectIsolating(msg.Context(), events, cp, func(evs []domain.Event, reason error) error {
+			for i := range evs {
+				item, merr := json.Marshal(evs[i].Item())
+				if merr != nil {
+					return fmt.Errorf("encode poison journal item: %w", merr)
+				}
+				pos := positions[evs[i].Key()]
+				if err := publishPoison(poison, msg, pos, item, fmt.Errorf("project journal item at %s: %w", pos, reason)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return redeliverUnlessInvalid(err)
+		}
+		for i := range page.Records {
+			if at := page.Records[i].AppendedAtMs; at > 0 {
+				observeLag(p.metrics, strconv.FormatInt(at, 10))
+			}
 		}
 		return nil
+	}
+}
+
+// redeliverUnlessInvalid marks a projection failure for redelivery by the feed: only
+// malformed input (domain.ErrInvalid) may go to the poison queue.
+func redeliverUnlessInvalid(err error) error {
+	if errors.Is(err, domain.ErrInvalid) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", errRedeliver, err)
+}
+
+// publishPoison sets one record of a page aside through the poison publisher, with the
+// reason and position the quarantine keeps.
+func publishPoison(poison message.Publisher, page *message.Message, position string, payload []byte, reason error) error {
+	m := message.NewMessage(page.UUID+"/"+position, payload)
+	m.Metadata = message.Metadata{
+		MetaPosition:                    position,
+		MetaSource:                      page.Metadata.Get(MetaSource),
+		middleware.ReasonForPoisonedKey: reason.Error(),
+		middleware.PoisonedHandlerKey:   HandlerProject,
+		middleware.PoisonedTopicKey:     TopicJournal,
+	}
+	m.SetContext(page.Context())
+	if err := poison.Publish(TopicPoison, m); err != nil {
+		return fmt.Errorf("quarantine journal item at %s: %w", position, err)
+	}
+	return nil
+}
+
+func observeLag(m *Metrics, appendedAtMs string) {
+	if m == nil {
+		return
+	}
+	if at, err := strconv.ParseInt(appendedAtMs, 10, 64); err == nil {
+		m.LiveLag.Observe(time.Since(time.UnixMilli(at)).Seconds())
 	}
 }
 

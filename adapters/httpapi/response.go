@@ -8,9 +8,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 
+	"github.com/agentwatch/agentwatch/app"
 	"github.com/agentwatch/agentwatch/domain"
 )
 
@@ -76,6 +79,9 @@ func etagMatch(header, etag string) bool {
 // mistakes are answered with the error's text.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, body := s.classify(err)
+	if bp, ok := errors.AsType[*app.BackpressureError](err); ok {
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(bp.RetryAfter.Seconds())))))
+	}
 	switch {
 	case status >= 500 && r.Context().Err() != nil:
 		// The client went away; nobody reads the answer.
@@ -90,6 +96,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 func (s *Server) classify(err error) (int, errorBody) {
 	var maxErr *http.MaxBytesError
 	var fe *domain.FieldError
+	if bp, ok := errors.AsType[*app.BackpressureError](err); ok {
+		return http.StatusTooManyRequests, errorBody{Error: bp.Error()}
+	}
 	switch {
 	case errors.As(err, &maxErr):
 		return http.StatusRequestEntityTooLarge, errorBody{

@@ -51,6 +51,7 @@ type DB struct {
 	ckptStop  chan struct{}
 	ckptDone  chan struct{}
 	ckptEvery time.Duration
+	walLimit  int64
 
 	// curGen caches the current read-model generation (see currentGeneration).
 	curGenMu sync.Mutex
@@ -130,6 +131,9 @@ func Open(ctx context.Context, dir string, logger *slog.Logger) (*DB, error) {
 	}
 
 	c := cloneValues(common)
+	c.Del("_pragma")
+	c.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", walTruncateWait.Milliseconds()))
+	c.Add("_pragma", "temp_store(MEMORY)")
 	if db.ckpt, err = sql.Open("sqlite", path+"?"+c.Encode()); err != nil {
 		_ = db.read.Close()
 		_ = db.write.Close()
@@ -138,6 +142,7 @@ func Open(ctx context.Context, dir string, logger *slog.Logger) (*DB, error) {
 	db.ckpt.SetMaxOpenConns(1)
 	db.ckptWake, db.ckptStop, db.ckptDone = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
 	db.ckptEvery = checkpointEvery
+	db.walLimit = DefaultWALLimit
 	go db.checkpointLoop()
 
 	db.notify = acquireNotifier(path)
@@ -149,32 +154,111 @@ func Open(ctx context.Context, dir string, logger *slog.Logger) (*DB, error) {
 // database while writes go on.
 const checkpointEvery = time.Second
 
+// DefaultWALLimit bounds the WAL under sustained writes with readers open. A PASSIVE
+// checkpoint copies the WAL into the database without waiting for anyone, but the WAL
+// file only starts over once no reader still needs it — which, with readers always
+// open, is never. Past this size the checkpointer runs a TRUNCATE checkpoint, which waits
+// (up to walTruncateWait) for readers to move to the newest snapshot and writers to
+// pause, then empties the file. The WAL then stays within about this size plus what is
+// written during one checkpoint.
+const DefaultWALLimit = 64 << 20
+
+// walIdleAfter is how long without writes before the checkpointer empties the WAL.
+const walIdleAfter = time.Second
+
+// walTruncateWait bounds how long a TRUNCATE checkpoint waits for readers and writers
+// (the checkpoint connection's busy timeout); one that cannot finish in time is tried
+// again after the next writes.
+const walTruncateWait = 2 * time.Second
+
 // checkpointLoop checkpoints the WAL after writes (PASSIVE: it never blocks readers or
-// writers), at most once per checkpointEvery, until Close.
+// writers), at most once per checkpointEvery, and empties it (TRUNCATE) as soon as a
+// write finds it past walLimit, or when writes stop for walIdleAfter, until Close.
 func (db *DB) checkpointLoop() {
 	defer close(db.ckptDone)
+	var idle, passive <-chan time.Time
+	var lastPassive time.Time
 	for {
 		select {
 		case <-db.ckptStop:
 			return
+		case <-idle:
+			idle, passive = nil, nil
+			if db.WALSize() > 0 {
+				db.checkpointWAL("TRUNCATE")
+			}
+			continue
+		case <-passive:
+			passive = nil
+			db.checkpointWAL("PASSIVE")
+			lastPassive = time.Now()
+			continue
 		case <-db.ckptWake:
 		}
-		var busy, frames, done int
-		start := time.Now()
-		err := db.ckpt.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &done)
-		if err != nil {
-			db.logger.Warn("sqlite checkpoint failed", "err", err)
-		} else if took := time.Since(start); took > 100*time.Millisecond {
-			db.logger.Debug("sqlite checkpoint", "frames", frames, "checkpointed", done, "took", took)
-		}
-		t := time.NewTimer(db.ckptEvery)
-		select {
-		case <-db.ckptStop:
-			t.Stop()
-			return
-		case <-t.C:
+		idle = time.After(walIdleAfter)
+		switch {
+		case db.WALSize() > db.walLimit:
+			db.checkpointWAL("TRUNCATE")
+			lastPassive = time.Now()
+		case passive != nil:
+		case time.Since(lastPassive) >= db.ckptEvery:
+			db.checkpointWAL("PASSIVE")
+			lastPassive = time.Now()
+		default:
+			passive = time.After(db.ckptEvery - time.Since(lastPassive))
 		}
 	}
+}
+
+// checkpointWAL runs one checkpoint of mode and logs what it could not do. PASSIVE runs
+// on the checkpoint connection, beside writers. TRUNCATE runs on the write connection,
+// between two write transactions: a checkpoint that waited for the write lock on a
+// connection of its own would starve while writers commit back to back. It waits at
+// most walTruncateWait for readers to leave the WAL.
+func (db *DB) checkpointWAL(mode string) {
+	var busy, frames, done int
+	start := time.Now()
+	var err error
+	if mode == "PASSIVE" {
+		err = db.ckpt.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &done)
+	} else {
+		err = db.onWriteConn(func(c *sql.Conn) error {
+			ctx := context.Background()
+			if _, err := c.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, walTruncateWait.Milliseconds())); err != nil {
+				return err
+			}
+			defer c.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, busyTimeout.Milliseconds()))
+			return c.QueryRowContext(ctx, `PRAGMA wal_checkpoint(`+mode+`)`).Scan(&busy, &frames, &done)
+		})
+	}
+	switch took := time.Since(start); {
+	case err != nil:
+		db.logger.Warn("sqlite checkpoint failed", "mode", mode, "err", err)
+	case busy != 0 && mode != "PASSIVE":
+		db.logger.Debug("sqlite checkpoint could not finish: readers kept the WAL; trying again later",
+			"mode", mode, "frames", frames, "checkpointed", done, "took", took)
+	case took > 100*time.Millisecond:
+		db.logger.Debug("sqlite checkpoint", "mode", mode, "frames", frames, "checkpointed", done, "took", took)
+	}
+}
+
+// onWriteConn runs fn on the write connection, between write transactions.
+func (db *DB) onWriteConn(fn func(c *sql.Conn) error) error {
+	c, err := db.write.Conn(context.Background())
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return fn(c)
+}
+
+// WALSize is the size of the WAL file in bytes (0 when there is none).
+func (db *DB) WALSize() int64 {
+	fi, err := os.Stat(db.path + "-wal")
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
 }
 
 // written tells the checkpointer that a write transaction committed.
@@ -198,13 +282,15 @@ func cloneValues(v url.Values) url.Values {
 // (after a bulk load, before a measurement or a backup).
 func (db *DB) Checkpoint(ctx context.Context) error {
 	var busy, frames, done int
-	if err := db.ckpt.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &frames, &done); err != nil {
-		return fmt.Errorf("checkpoint %s: %w", db.path, err)
+	for try := 0; try < 5; try++ {
+		if err := db.ckpt.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &frames, &done); err != nil {
+			return fmt.Errorf("checkpoint %s: %w", db.path, err)
+		}
+		if busy == 0 {
+			return nil
+		}
 	}
-	if busy != 0 {
-		return fmt.Errorf("checkpoint %s: the WAL is in use (%d of %d frames copied)", db.path, done, frames)
-	}
-	return nil
+	return fmt.Errorf("checkpoint %s: the WAL is in use (%d of %d frames copied)", db.path, done, frames)
 }
 
 // Path is the database file's path.

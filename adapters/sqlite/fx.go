@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/ThreeDotsLabs/watermill"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
 
 	"github.com/agentwatch/agentwatch/app"
@@ -42,20 +43,45 @@ var Module = fx.Module("sqlite",
 		fx.Annotate(func(s *CheckpointStore) app.CheckpointStore { return s }),
 		NewQuarantineStore,
 		fx.Annotate(func(s *QuarantineStore) app.Quarantine { return s }),
+		newProjectionProgress,
+		fx.Annotate(func(p *ProjectionProgress) app.ProjectionWatermark { return p }),
+		fx.Annotate(func(p *ProjectionProgress) app.ProjectionBacklog { return p }),
 	),
 )
+
+// newProjectionProgress follows the live projector's checkpoint.
+func newProjectionProgress(db *DB, cfg app.Config) *ProjectionProgress {
+	cfg.SetDefaults()
+	return NewProjectionProgress(db, cfg.CheckpointName)
+}
 
 // WorkerFeedModule provides the journal tail as the worker's journal feed.
 var WorkerFeedModule = fx.Module("sqlite-feed",
 	fx.Provide(newJournalFeed),
 )
 
-func openDB(lc fx.Lifecycle, cfg Config, logger *slog.Logger) (*DB, error) {
-	db, err := Open(context.Background(), cfg.DataDir, logger)
+// DBParams are what opening the database needs in the fx graph.
+type DBParams struct {
+	fx.In
+	Lifecycle fx.Lifecycle
+	Config    Config
+	Logger    *slog.Logger
+	// Registerer, when present, gets agentwatch_sqlite_wal_bytes.
+	Registerer prometheus.Registerer `optional:"true"`
+}
+
+func openDB(p DBParams) (*DB, error) {
+	db, err := Open(context.Background(), p.Config.DataDir, p.Logger)
 	if err != nil {
 		return nil, err
 	}
-	lc.Append(fx.StopHook(db.Close))
+	p.Lifecycle.Append(fx.StopHook(db.Close))
+	wal := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "agentwatch", Name: "sqlite_wal_bytes",
+		Help: "Size of the embedded database's write-ahead log (bounded near 64 MiB under sustained writes)."},
+		func() float64 { return float64(db.WALSize()) })
+	if err := app.RegisterCollectors(p.Registerer, wal); err != nil {
+		return nil, fmt.Errorf("sqlite metrics: %w", err)
+	}
 	return db, nil
 }
 
@@ -83,7 +109,7 @@ func (g GenerationStore) ProjectionStoreOf(gen int) app.ProjectionStore {
 }
 
 func newJournalFeed(lc fx.Lifecycle, db *DB, cfg app.Config, logger *slog.Logger) (app.JournalFeed, error) {
-	sub, err := NewTailSubscriber(db, TailSubscriberConfig{CheckpointName: cfg.CheckpointName}, watermill.NewSlogLogger(logger))
+	sub, err := NewTailSubscriber(db, TailSubscriberConfig{CheckpointName: cfg.CheckpointName, Pages: true}, watermill.NewSlogLogger(logger))
 	if err != nil {
 		return app.JournalFeed{}, err
 	}

@@ -47,7 +47,7 @@ type JournalRow struct {
 	Event domain.Event
 }
 
-const appendSQL = `INSERT INTO journal (pk, sk, status, ts, rec) VALUES (?, ?, ?, ?, ?) ON CONFLICT (pk, sk) DO NOTHING`
+const appendSQL = `INSERT INTO journal (pk, sk, status, ts, rec, appended_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (pk, sk) DO NOTHING`
 
 // Append appends events in one transaction. An event whose PK+SK is already in the
 // journal (or earlier in events) is reported app.Duplicate and left as it is. Events
@@ -79,9 +79,12 @@ func (s *JournalStore) Append(ctx context.Context, events []domain.Event) ([]app
 	}
 	err = s.db.writeTx(ctx, func(tx *sql.Tx) error {
 		st := tx.StmtContext(ctx, stmts[0])
+		// Taken inside the write lock, so that append times grow with positions (the
+		// projection watermark relies on it).
+		appendedMs := time.Now().UnixMilli()
 		for i := range events {
 			ev, r := &events[i], &rows[i]
-			res, err := st.ExecContext(ctx, r.pk, ev.SK, string(ev.Status), r.ts, r.rec)
+			res, err := st.ExecContext(ctx, r.pk, ev.SK, string(ev.Status), r.ts, r.rec, appendedMs)
 			if err != nil {
 				return fmt.Errorf("append %s/%s: %w", r.pk, ev.SK, err)
 			}

@@ -13,7 +13,7 @@ import (
 )
 
 // SchemaVersion is the schema version this package writes and reads.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // migration brings the schema from version i to i+1, inside the migrating transaction.
 type migration func(ctx context.Context, tx *sql.Tx) error
@@ -23,6 +23,7 @@ type migration func(ctx context.Context, tx *sql.Tx) error
 var migrations = []migration{
 	migrateV1,
 	migrateV2,
+	migrateV3,
 }
 
 // schemaV1 holds the tables that are not generationed: the journal, checkpoints, the
@@ -181,6 +182,17 @@ func migrateV2(ctx context.Context, tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'journal'`, sequence.Int64); err != nil {
 			return fmt.Errorf("carry the journal's sequence over: %w", err)
 		}
+	}
+	return nil
+}
+
+// migrateV3 records when each journal row was appended (appended_ms, unix ms), which the
+// projection watermark reads: every row appended before the first unprojected row's
+// append time has been projected. Rows of older files have none; their event time
+// stands in. Adding a column with no default rewrites nothing.
+func migrateV3(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, `ALTER TABLE journal ADD COLUMN appended_ms INTEGER`); err != nil {
+		return fmt.Errorf("add journal.appended_ms: %w", err)
 	}
 	return nil
 }

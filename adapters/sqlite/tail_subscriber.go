@@ -11,6 +11,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/agentwatch/agentwatch/app"
 	"github.com/agentwatch/agentwatch/domain"
 )
 
@@ -38,8 +40,15 @@ type TailSubscriberConfig struct {
 	// PollInterval is how often the subscriber looks for rows that other processes
 	// appended. Appends through this process wake it at once. Default 100ms.
 	PollInterval time.Duration
-	// BatchSize is how many rows one read fetches. Default 256.
+	// BatchSize is how many rows one read fetches, and so the most records a page
+	// holds. Default 256 (rows), 1000 (pages).
 	BatchSize int
+	// Pages delivers each read as ONE message, an app.JournalPage of up to BatchSize
+	// records (app.NewPageMessage), instead of one message per row: the projector then
+	// folds and commits the whole read at once. A page is whatever was appended while
+	// the previous page was being handled — under load pages fill up, at low load they
+	// hold one row and go out at once — so no linger time is added to latency.
+	Pages bool
 	// NackBackoff is how long the subscriber waits before redelivering a nacked message.
 	// Default 100ms.
 	NackBackoff time.Duration
@@ -55,6 +64,9 @@ func (c *TailSubscriberConfig) SetDefaults() {
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = 256
+		if c.Pages {
+			c.BatchSize = 1000
+		}
 	}
 	if c.NackBackoff == 0 {
 		c.NackBackoff = 100 * time.Millisecond
@@ -84,10 +96,12 @@ func (c *TailSubscriberConfig) Validate() error {
 
 // tailRow is one row of a tailed feed, ready to become a message.
 type tailRow struct {
-	seq      int64
-	uuid     string
-	payload  []byte
-	metadata message.Metadata
+	seq int64
+	// appendedMs is when the row was appended (unix ms), 0 when unknown.
+	appendedMs int64
+	uuid       string
+	payload    []byte
+	metadata   message.Metadata
 }
 
 // tailSource is the feed a TailSubscriber reads: rows after a position, in order.
@@ -102,8 +116,11 @@ type tailSource interface {
 // logs.
 //
 // Each message carries the journal item's JSON (domain.JournalItem) as payload, the
-// row's position under MetadataPosition and its keys under MetadataPK and MetadataSK;
-// its UUID is derived from the keys, so a redelivered item keeps its UUID.
+// row's position under MetadataPosition, its keys under MetadataPK and MetadataSK, and
+// its append time under app.MetaAppendedAt; its UUID is derived from the keys, so a
+// redelivered item keeps its UUID. With Config.Pages, each message is instead a page of
+// every row one read returned (app.JournalPage), with the last row's position under
+// MetadataPosition.
 //
 // Delivery is at least once and in order: the next message is sent only after the
 // previous one was acked; a nacked message is sent again after NackBackoff. Positions
@@ -218,7 +235,21 @@ func (s *TailSubscriber) run(ctx context.Context, topic string, pos int64, out c
 			}
 			continue
 		}
-		for i := range rows {
+		if s.cfg.Pages && len(rows) > 0 {
+			page, err := pageOf(rows)
+			if err != nil {
+				logger.Error("tail page not built; retrying", err, watermill.LogFields{"after": pos})
+				if !s.sleep(ctx, s.cfg.ErrorBackoff) {
+					return
+				}
+				continue
+			}
+			if !s.deliver(ctx, page, out) {
+				return
+			}
+			pos = rows[len(rows)-1].seq
+		}
+		for i := 0; !s.cfg.Pages && i < len(rows); i++ {
 			if !s.deliver(ctx, &rows[i], out) {
 				return
 			}
@@ -237,6 +268,22 @@ func (s *TailSubscriber) run(ctx context.Context, topic string, pos int64, out c
 			return
 		}
 	}
+}
+
+// pageOf makes one page of rows: a row whose payload is its journal item. The page's
+// UUID names its first and last positions, so a redelivered page keeps it.
+func pageOf(rows []tailRow) (*tailRow, error) {
+	records := make([]app.JournalRecord, len(rows))
+	for i := range rows {
+		records[i] = app.JournalRecord{Position: strconv.FormatInt(rows[i].seq, 10), AppendedAtMs: rows[i].appendedMs, Item: rows[i].payload}
+	}
+	first, last := rows[0].seq, rows[len(rows)-1].seq
+	msg, err := app.NewPageMessage(fmt.Sprintf("journal/%d-%d", first, last), records,
+		message.Metadata{MetadataPosition: strconv.FormatInt(last, 10), app.MetaSource: "journal"})
+	if err != nil {
+		return nil, err
+	}
+	return &tailRow{seq: last, uuid: msg.UUID, payload: msg.Payload, metadata: msg.Metadata}, nil
 }
 
 // deliver sends one row until it is acked; false when the subscription must end.
@@ -324,7 +371,7 @@ type journalSource struct {
 	db *DB
 }
 
-const tailSQL = `SELECT seq, pk, sk, ` + scanColumns + ` FROM journal WHERE seq > ? ORDER BY seq LIMIT ?`
+const tailSQL = `SELECT seq, pk, sk, coalesce(appended_ms, 0), ` + scanColumns + ` FROM journal WHERE seq > ? ORDER BY seq LIMIT ?`
 
 func (j journalSource) readAfter(ctx context.Context, _ string, after int64, limit int) ([]tailRow, error) {
 	st, err := j.db.stmt(ctx, j.db.read, tailSQL)
@@ -342,7 +389,7 @@ func (j journalSource) readAfter(ctx context.Context, _ string, after int64, lim
 		var r tailRow
 		var pk, sk string
 		var rec []byte
-		if err := rows.Scan(&r.seq, &pk, &sk, &rec); err != nil {
+		if err := rows.Scan(&r.seq, &pk, &sk, &r.appendedMs, &rec); err != nil {
 			return nil, fmt.Errorf("read journal after %d: %w", after, err)
 		}
 		// The payload is the item in JSON, as the journal's other feeds carry it.
@@ -357,6 +404,9 @@ func (j journalSource) readAfter(ctx context.Context, _ string, after int64, lim
 		}
 		r.uuid = pk + "/" + sk
 		r.metadata = message.Metadata{MetadataPosition: strconv.FormatInt(r.seq, 10), MetadataPK: pk, MetadataSK: sk}
+		if r.appendedMs > 0 {
+			r.metadata[app.MetaAppendedAt] = strconv.FormatInt(r.appendedMs, 10)
+		}
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {

@@ -346,3 +346,66 @@ func TestTwoProcessesShareTheFile(t *testing.T) {
 		m.Ack()
 	}
 }
+
+// TestTailSubscriberPages: with Pages, each read is one message, an app.JournalPage of up
+// to BatchSize records in position order, covering the journal exactly once; a nacked
+// page comes again whole; rows appended while a page is out go into the next one.
+func TestTailSubscriberPages(t *testing.T) {
+	db := openDB(t)
+	journal := sqlite.NewJournalStore(db)
+	events := storetest.GenerateEvents(7, 3, day) // 3 sessions
+	before := time.Now().UnixMilli()
+	_, err := journal.Append(t.Context(), events)
+	require.NoError(t, err)
+
+	sub := newSubscriber(t, db, sqlite.TailSubscriberConfig{Pages: true, BatchSize: 7, NackBackoff: 10 * time.Millisecond})
+	msgs, err := sub.Subscribe(t.Context(), "journal")
+	require.NoError(t, err)
+
+	first := receive(t, msgs)
+	assert.Equal(t, "1", first.Metadata.Get(app.MetaPage))
+	page, err := app.DecodePage(first.Payload)
+	require.NoError(t, err)
+	require.Len(t, page.Records, 7, "a full page")
+	assert.Equal(t, "7", first.Metadata.Get(sqlite.MetadataPosition), "the page's last position")
+	first.Nack()
+	again := receive(t, msgs)
+	assert.Equal(t, first.UUID, again.UUID)
+	assert.Equal(t, first.Payload, again.Payload, "a nacked page comes again whole")
+	again.Ack()
+
+	seen := map[string]bool{}
+	positions := []string{}
+	collect := func(p app.JournalPage) {
+		for _, r := range p.Records {
+			positions = append(positions, r.Position)
+			assert.GreaterOrEqual(t, r.AppendedAtMs, before, "records carry their append time")
+			ev, err := domain.DecodeJournalItemJSON(r.Item)
+			require.NoError(t, err)
+			seen[ev.Key()] = true
+		}
+	}
+	collect(page)
+	for len(seen) < len(events) {
+		m := receive(t, msgs)
+		p, err := app.DecodePage(m.Payload)
+		require.NoError(t, err)
+		require.NotEmpty(t, p.Records)
+		require.LessOrEqual(t, len(p.Records), 7)
+		collect(p)
+		m.Ack()
+	}
+	for i, pos := range positions {
+		assert.Equal(t, strconv.Itoa(i+1), pos, "positions in order, each once")
+	}
+
+	// Appended while nothing is out: one page with what arrived.
+	more := storetest.GenerateEvents(8, 1, day.Add(time.Hour))
+	_, err = journal.Append(t.Context(), more)
+	require.NoError(t, err)
+	m := receive(t, msgs)
+	p, err := app.DecodePage(m.Payload)
+	require.NoError(t, err)
+	assert.Len(t, p.Records, min(len(more), 7))
+	m.Ack()
+}

@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/fx"
@@ -72,7 +74,7 @@ func newIngestCommand(g *globals) *cobra.Command {
 				total := app.IngestReport{Results: []app.IngestResult{}}
 				offset := 0
 				err := readChunks(in, func(body []byte, lines int) error {
-					rep, err := ingester.IngestBody(ctx, "cli", body)
+					rep, err := ingestWaiting(ctx, ingester, local, body)
 					if err != nil {
 						return err
 					}
@@ -115,6 +117,33 @@ func newIngestCommand(g *globals) *cobra.Command {
 	cmd.Flags().BoolVar(&g.asJSON, "json", false, "print the per-object report as JSON (as POST /v1/events answers)")
 	cmd.Flags().BoolVar(&quiet, "quiet", true, "list only rejected objects in the report")
 	return cmd
+}
+
+// ingestWaiting ingests body, waiting while the projector is too far behind: it
+// projects the backlog itself (in embedded mode, beside any worker: commits are
+// exactly-once whoever makes them), or sleeps as the refusal says.
+func ingestWaiting(ctx context.Context, ingester *app.Ingester, local *localProjection, body []byte) (app.IngestReport, error) {
+	for {
+		rep, err := ingester.IngestBody(ctx, "cli", body)
+		bp, ok := errors.AsType[*app.BackpressureError](err)
+		if !ok {
+			return rep, err
+		}
+		n, cerr := local.catchUp(ctx)
+		if cerr != nil {
+			return rep, fmt.Errorf("project the backlog: %w", cerr)
+		}
+		if n > 0 {
+			continue
+		}
+		t := time.NewTimer(bp.RetryAfter)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return rep, ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 func openInput(cmd *cobra.Command, name string) (io.Reader, func(), error) {
