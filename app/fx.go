@@ -52,7 +52,7 @@ func watchBackpressure(lc fx.Lifecycle, p struct {
 	done := make(chan struct{})
 	lc.Append(fx.Hook{
 		OnStart: func(context.Context) error {
-			go func() { defer close(done); p.Gate.Watch(ctx, 2*time.Second) }()
+			go func() { defer close(done); p.Gate.Watch(ctx, 250*time.Millisecond) }()
 			return nil
 		},
 		OnStop: func(context.Context) error { cancel(); <-done; return nil },

@@ -96,6 +96,7 @@ func newBenchCommand(g *globals) *cobra.Command {
 	f.BoolVar(&keep, "keep", false, "keep the temporary data directory")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the rebuild to this file")
 	f.IntVar(&parallel, "parallel", 0, "the rebuild's --parallel: journal parts read at once (0: the store's default)")
+	cmd.AddCommand(newBenchLiveCommand(g))
 	return cmd
 }
 
