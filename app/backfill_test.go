@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentwatch/agentwatch/domain"
+	"github.com/agentwatch/agentwatch/projections/executionindex"
 )
 
 // The backfill and the reconcile sweep run end to end against the real SDK, an
@@ -129,5 +130,5 @@ func TestReconcilerStopsCleanly(t *testing.T) {
 // The nop ports below only let a Reconciler be built; nothing calls them.
 type nopSource struct{ ExecutionSource }
 type nopJournal struct{ JournalAppender }
-type nopIndex struct{ Reader }
+type nopIndex struct{ executionindex.Reader }
 type nopCheckpoints struct{ CheckpointStore }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/agentwatch/agentwatch/domain"
+	"github.com/agentwatch/agentwatch/projections"
 	"github.com/agentwatch/agentwatch/projections/agentstats"
 	"github.com/agentwatch/agentwatch/projections/stuck"
 )
@@ -70,7 +71,7 @@ type Detector struct {
 	cfg      DetectorConfig
 	entries  StuckStore
 	alerts   AlertStore
-	sessions ProjectionStore
+	sessions SessionLoader
 	sinks    []AlertSink
 	stats    StatsReader
 	wm       ProjectionWatermark
@@ -85,7 +86,7 @@ type Detector struct {
 }
 
 // NewDetector returns a detector. sessions is used to attach a diagnosis to alerts.
-func NewDetector(cfg DetectorConfig, entries StuckStore, alerts AlertStore, sessions ProjectionStore,
+func NewDetector(cfg DetectorConfig, entries StuckStore, alerts AlertStore, sessions SessionLoader,
 	sinks []AlertSink, logger *slog.Logger, metrics *Metrics) *Detector {
 	cfg.SetDefaults()
 	return &Detector{cfg: cfg, entries: entries, alerts: alerts, sessions: sessions, sinks: sinks,
@@ -213,9 +214,20 @@ func (d *Detector) Tick(ctx context.Context) error {
 		if d.metrics != nil {
 			d.metrics.OpenSessions.Set(float64(len(due)))
 		}
+		moves := make([]projections.Move, 0, len(due))
 		for _, de := range due {
-			if err := d.evaluate(ctx, de, at, now); err != nil {
+			mv, err := d.evaluate(ctx, de, at, now)
+			if err != nil {
 				errs = append(errs, err)
+				continue
+			}
+			moves = append(moves, mv)
+		}
+		// One write for the whole tick; an entry a commit rewrote meanwhile is skipped
+		// (it is due again, as the commit scheduled it).
+		if len(moves) > 0 {
+			if _, err := d.entries.Reschedule(ctx, moves); err != nil {
+				errs = append(errs, fmt.Errorf("reschedule: %w", err))
 			}
 		}
 	}
@@ -225,12 +237,14 @@ func (d *Detector) Tick(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// evaluate judges one entry at at (deadlines) and records what it finds at now.
-func (d *Detector) evaluate(ctx context.Context, de DueEntry, at, now time.Time) error {
+// evaluate judges one entry at at (deadlines), records what it finds at now, and
+// returns where the entry is to be scheduled next.
+func (d *Detector) evaluate(ctx context.Context, de DueEntry, at, now time.Time) (projections.Move, error) {
 	e := &de.Entry
+	mv := projections.Move{Key: e.SessionID, Prev: de.NextCheckMs}
 	raised, open, err := d.alerts.SessionAlerts(ctx, e.SessionID)
 	if err != nil {
-		return fmt.Errorf("alerts of %s: %w", e.SessionID, err)
+		return mv, fmt.Errorf("alerts of %s: %w", e.SessionID, err)
 	}
 	findings, next := stuck.Evaluate(e, raised, open, at, &d.cfg.Stuck)
 	var diag *domain.Diagnosis
@@ -241,13 +255,13 @@ func (d *Detector) evaluate(ctx context.Context, de DueEntry, at, now time.Time)
 		a := d.alertOf(f, *diag, now)
 		if f.Kind == stuck.KindRecovered {
 			if err := d.alerts.Resolve(ctx, e.SessionID, f.Resolves, now); err != nil {
-				return fmt.Errorf("resolve alerts of %s: %w", e.SessionID, err)
+				return mv, fmt.Errorf("resolve alerts of %s: %w", e.SessionID, err)
 			}
 		}
 		switch err := d.alerts.InsertAlert(ctx, a); {
 		case errors.Is(err, domain.ErrDuplicate):
 		case err != nil:
-			return fmt.Errorf("record %s alert of %s: %w", f.Kind, e.SessionID, err)
+			return mv, fmt.Errorf("record %s alert of %s: %w", f.Kind, e.SessionID, err)
 		default:
 			if d.metrics != nil {
 				d.metrics.AlertsRaised.WithLabelValues(string(f.Kind)).Inc()
@@ -257,15 +271,11 @@ func (d *Detector) evaluate(ctx context.Context, de DueEntry, at, now time.Time)
 		}
 	}
 	if e.Closed && next == stuck.Never {
-		err = d.entries.DeleteEntry(ctx, e.SessionID, de.NextCheckMs)
+		mv.Delete = true
 	} else {
-		err = d.entries.SetNextCheck(ctx, e.SessionID, de.NextCheckMs, next)
+		mv.Next = next
 	}
-	if err != nil && !errors.Is(err, domain.ErrConflict) {
-		// A conflict means the session changed meanwhile: its new entry is due now.
-		return fmt.Errorf("reschedule %s: %w", e.SessionID, err)
-	}
-	return nil
+	return mv, nil
 }
 
 func (d *Detector) diagnose(ctx context.Context, id string) *domain.Diagnosis {

@@ -11,9 +11,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/agentwatch/agentwatch/adapters/sqlite"
 	"github.com/agentwatch/agentwatch/app"
 	"github.com/agentwatch/agentwatch/domain"
+	"github.com/agentwatch/agentwatch/projections"
 	"github.com/agentwatch/agentwatch/projections/stuck"
 )
 
@@ -26,19 +26,25 @@ func BenchmarkDetectorMemory(b *testing.B) {
 	dir := filepath.Join(b.TempDir(), "mem")
 	start := time.Date(2024, 11, 4, 10, 0, 0, 0, time.UTC)
 	e := newEmbedded(b, dir, start)
-	writes := make([]app.StuckWrite, open)
+	writes := make([]projections.Row, open)
 	for i := range writes {
-		writes[i] = app.StuckWrite{Entry: stuck.Entry{
+		e := &stuck.Entry{
 			SessionID: fmt.Sprintf("%08x-1b2c-4d5e-8f90-%012x", i, i), Agent: fmt.Sprintf("agent-%d", i%20),
 			ExecutionArn: fmt.Sprintf("arn:aws:states:us-east-1:123456789012:execution:agent-%d:%08x", i%20, i),
 			LastStatus:   domain.StatusBackgroundTaskStarted, LastEventMs: start.UnixMilli(), Stage: domain.StageBackgroundTask,
 			StageStartMs: start.UnixMilli(), ExecStatus: domain.ExecRunning, Outcome: domain.OutcomeInProgress,
-		}, NextCheckMs: start.Add(time.Duration(30+i%600) * time.Minute).UnixMilli()}
+		}
+		writes[i] = projections.Row{Key: e.SessionID, Doc: e, Schedule: start.Add(time.Duration(30+i%600) * time.Minute).UnixMilli()}
 	}
 	before := dbSize(b, dir)
-	gen, err := e.models.CurrentGeneration(context.Background())
+	gen, _, err := e.models.CurrentGeneration(context.Background())
 	require.NoError(b, err)
-	require.NoError(b, sqliteGenerations(e).BulkLoad(context.Background(), gen, app.GenerationOf(nil, nil, nil, writes)))
+	require.NoError(b, e.models.BulkLoad(context.Background(), gen, app.GenerationData{Rows: func(table string) app.TableRows {
+		if table == stuck.Table {
+			return app.TableRows{Documents: writes}
+		}
+		return app.TableRows{}
+	}}))
 	writes = nil
 	stored := dbSize(b, dir) - before
 
@@ -55,8 +61,6 @@ func BenchmarkDetectorMemory(b *testing.B) {
 	b.ReportMetric(float64(int64(m1.HeapInuse)-int64(m0.HeapInuse))/open, "heap-B/open-session")
 	b.ReportMetric(float64(stored)/open, "stored-B/open-session")
 }
-
-func sqliteGenerations(e *embedded) app.GenerationStore { return sqlite.NewGenerationStore(e.db) }
 
 func dbSize(b *testing.B, dir string) int64 {
 	var n int64

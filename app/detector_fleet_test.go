@@ -18,6 +18,7 @@ import (
 	"github.com/agentwatch/agentwatch/app"
 	"github.com/agentwatch/agentwatch/app/simulate"
 	"github.com/agentwatch/agentwatch/domain"
+	"github.com/agentwatch/agentwatch/projections"
 	"github.com/agentwatch/agentwatch/projections/stuck"
 )
 
@@ -29,6 +30,7 @@ func (c *fakeClock) Now() time.Time { return c.t }
 // embedded is the embedded backend's stores on a temp file, on a fake clock.
 type embedded struct {
 	db        *sqlite.DB
+	reg       *projections.Registry
 	journal   *sqlite.JournalStore
 	models    *sqlite.ReadModelStore
 	alerts    *sqlite.AlertStore
@@ -44,16 +46,19 @@ func newEmbedded(t testing.TB, dir string, start time.Time) *embedded {
 	db, err := sqlite.Open(context.Background(), dir, logger)
 	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
-	e := &embedded{db: db, journal: sqlite.NewJournalStore(db), models: sqlite.NewReadModelStore(db, 0),
+	reg, err := app.NewRegistry(app.Config{})
+	require.NoError(t, err)
+	e := &embedded{db: db, reg: reg, journal: sqlite.NewJournalStore(db), models: sqlite.NewReadModelStore(db, reg, 0),
 		alerts: sqlite.NewAlertStore(db), cps: sqlite.NewCheckpointStore(db), clock: &fakeClock{t: start}}
+	require.NoError(t, app.EnsureReadModels(context.Background(), reg, e.models, e.journal, nil, logger))
 	e.ingester = app.NewIngester(e.journal, sqlite.NewQuarantineStore(db), nil, domain.MappingConfig{}, logger, nil)
-	e.projector = app.NewProjector(e.models, logger, nil)
+	e.projector = app.NewProjector(e.models, reg, logger, nil)
 	e.projector.SetClock(e.clock.Now)
 	return e
 }
 
 func (e *embedded) detector(cfg app.DetectorConfig, sinks ...app.AlertSink) *app.Detector {
-	d := app.NewDetector(cfg, e.models, e.alerts, e.models, sinks, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	d := app.NewDetector(cfg, stuck.NewStore(e.models, e.models), e.alerts, e.models, sinks, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	d.SetClock(e.clock.Now)
 	return d
 }

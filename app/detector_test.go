@@ -3,8 +3,6 @@ package app_test
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -118,10 +116,9 @@ func TestRebuildSendsNoAlert(t *testing.T) {
 	now := start.Add(24*time.Hour + 10*time.Second)
 	e.clock.t = now
 	cfg := stuck.DefaultConfig()
-	rb := app.NewRebuilder(e.journal, sqlite.NewJournalTail(e.journal), sqlite.NewGenerationStore(e.db), e.cps, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
-	rep, err := rb.Rebuild(context.Background(), app.RebuildOptions{Now: e.clock.Now})
+	rep, err := rebuilder(e).Rebuild(context.Background(), app.RebuildOptions{Now: e.clock.Now})
 	require.NoError(t, err)
-	require.Positive(t, rep.StuckEntries)
+	require.Positive(t, rep.Rows[stuck.Table])
 
 	sink := &recordingSink{}
 	det := e.detector(app.DetectorConfig{Stuck: cfg}, sink)

@@ -12,13 +12,17 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/agentwatch/agentwatch/domain"
+	"github.com/agentwatch/agentwatch/projections"
+	"github.com/agentwatch/agentwatch/projections/agentstats"
 	"github.com/agentwatch/agentwatch/projections/executionindex"
+	"github.com/agentwatch/agentwatch/projections/stuck"
 )
 
 // CoreModule provides the use cases every subcommand needs: metrics, the ingester, the
 // projector and the queries. Adapters provide the ports; cmd supplies Config and the
 // *slog.Logger.
 var CoreModule = fx.Module("app",
+	ReadModelsModule,
 	fx.Provide(
 		newRegistry,
 		NewMetrics,
@@ -26,8 +30,19 @@ var CoreModule = fx.Module("app",
 		newIngester,
 		NewProjector,
 		newQueries,
+		newStuckStore,
+		newStatsReader,
+		newIndexReader,
+		newRebuilder,
 	),
+	fx.Invoke(ensureReadModels),
 )
+
+// newStatsReader reads the agent statistics read model in the backend's store.
+func newStatsReader(m ReadModelStore) StatsReader { return agentstats.NewStore(m) }
+
+// newIndexReader reads the execution index in the backend's store.
+func newIndexReader(m ReadModelStore) executionindex.Reader { return executionindex.NewStore(m) }
 
 // WorkerModule adds the long-running parts: the Watermill router with its two
 // handlers and the stuck detector, started and stopped with the fx app.
@@ -104,18 +119,41 @@ func newBackpressure(p BackpressureParams) (*Backpressure, error) {
 // QueriesParams are the Queries' dependencies in the fx graph.
 type QueriesParams struct {
 	fx.In
-	Index      executionindex.Reader
+	Registry   *projections.Registry
+	Models     ReadModelStore
 	Journal    JournalReader
-	Stats      StatsReader
-	Sessions   ProjectionStore
 	Alerts     AlertStore
-	Stuck      StuckStore
 	Quarantine Quarantine
 }
 
 func newQueries(p QueriesParams) *Queries {
-	return NewQueries(ReaderParts{Reader: p.Index, JournalReader: p.Journal, StatsReader: p.Stats, ProjectionStore: p.Sessions},
-		p.Alerts, p.Stuck, p.Quarantine)
+	return NewQueries(p.Registry, p.Models, p.Journal, p.Alerts, p.Quarantine)
+}
+
+// newStuckStore is the detector's view of the stuck read model in the backend's store.
+func newStuckStore(m ReadModelStore) StuckStore { return stuck.NewStore(m, m) }
+
+// RebuilderParams are the rebuilder's dependencies in the fx graph.
+type RebuilderParams struct {
+	fx.In
+	Registry    *projections.Registry
+	Journal     JournalScanner
+	Tail        JournalTail `optional:"true"`
+	Gens        GenerationStore
+	Checkpoints CheckpointStore
+	// Recorder and SessionJournal catch a rebuild up where the journal has no tail.
+	Recorder SessionRecorder `optional:"true"`
+	Journals JournalReader
+	Logger   *slog.Logger
+	Metrics  *Metrics
+}
+
+func newRebuilder(p RebuilderParams) *Rebuilder {
+	rb := NewRebuilder(p.Registry, p.Journal, p.Tail, p.Gens, p.Checkpoints, p.Logger, p.Metrics)
+	if p.Tail == nil && p.Recorder != nil {
+		rb.WithSessionRecorder(p.Recorder, p.Journals)
+	}
+	return rb
 }
 
 // RouterParams are the router's dependencies in the fx graph.

@@ -64,7 +64,7 @@ func TestPagePoisonCostsOnlyItself(t *testing.T) {
 	}
 
 	quarantine := sqlite.NewQuarantineStore(e.db)
-	projector := app.NewProjector(refusingStore{ProjectionStore: e.models, bad: bad}, logger, nil)
+	projector := app.NewProjector(refusingStore{ProjectionStore: e.models, bad: bad}, e.reg, logger, nil)
 	gc := gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{})
 	router, err := app.NewRouter(app.RouterConfig{MaxRetries: 1, RetryInitialInterval: time.Millisecond},
 		app.JournalFeed{Subscriber: gc, CheckpointName: "page-test"}, app.StatusChangeFeed{},

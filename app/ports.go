@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/agentwatch/agentwatch/domain"
+	"github.com/agentwatch/agentwatch/projections"
 	"github.com/agentwatch/agentwatch/projections/agentstats"
-	"github.com/agentwatch/agentwatch/projections/executionindex"
 	"github.com/agentwatch/agentwatch/projections/stuck"
 )
 
@@ -90,24 +90,24 @@ type SessionWrite struct {
 	Version int64
 }
 
-// StuckWrite upserts or deletes a detector entry. NextCheckMs is when the detector must
-// look at it next (stuck.Never: only when it changes again).
-type StuckWrite struct {
-	Entry       stuck.Entry
-	Delete      bool
-	NextCheckMs int64
+// SessionChange is one session's part of a projection step: its new state, under the
+// version it was derived from, and every read model's changes for it.
+type SessionChange struct {
+	SessionWrite
+	Changes projections.Changes
 }
 
-// Batch is everything one projection step changes. A store commits it atomically, or
-// fails with domain.ErrConflict (wrapped) when any session's version moved, in which
-// case nothing was written and the caller reloads and retries. The session version
-// check is what makes stats increments exactly-once.
+// Batch is everything one projection step changes. A store commits each session's
+// change atomically with its version check — so that the read models' changes of a
+// session land exactly when the session moves from version v to v+1, once — and
+// commits the whole batch at once when it can (SQLite: always; DynamoDB: when it fits
+// in one transaction, otherwise in transactions of whole sessions). When a session's
+// version moved, the store fails with domain.ErrConflict (wrapped) having written
+// nothing of that session (nor, in one transaction, of the others), and the caller
+// reloads and retries: sessions already committed then change nothing.
 type Batch struct {
-	Sessions []SessionWrite
-	Index    []executionindex.Item
-	Stats    []agentstats.Delta
-	Stuck    []StuckWrite
-	// Checkpoint, if set, is stored in the same commit.
+	Sessions []SessionChange
+	// Checkpoint, if set, is stored with the last of the batch's writes.
 	Checkpoint *Checkpoint
 }
 
@@ -117,46 +117,32 @@ type Checkpoint struct {
 	Position string
 }
 
+// SessionLoader loads session aggregates.
+type SessionLoader interface {
+	// LoadSessions returns the stored sessions among ids with their versions; sessions
+	// not stored are absent from the map.
+	LoadSessions(ctx context.Context, ids []string) (map[string]VersionedSession, error)
+}
+
 // ProjectionStore is what the projector needs: load sessions, commit batches.
 type ProjectionStore interface {
-	LoadSessions(ctx context.Context, ids []string) (map[string]VersionedSession, error)
+	SessionLoader
+	// Commit writes a batch (see Batch).
 	Commit(ctx context.Context, b Batch) error
 }
 
 // CheckpointStore keeps feed positions outside projection commits.
 type CheckpointStore interface {
-	GetCheckpoint(ctx context.Context, name string) (string, error) // "" when none
+	// GetCheckpoint returns the position stored under name, "" when none.
+	GetCheckpoint(ctx context.Context, name string) (string, error)
+	// SetCheckpoint stores position under name.
 	SetCheckpoint(ctx context.Context, name, position string) error
+	// DeleteCheckpoint removes the checkpoint name (none: nothing to do).
+	DeleteCheckpoint(ctx context.Context, name string) error
 }
 
 // StatsQuery selects stats buckets.
-type StatsQuery struct {
-	// AgentName selects one agent; "" selects all.
-	AgentName string
-	// Granularity is agentstats.HourPrefix or agentstats.DayPrefix.
-	Granularity string
-	// From and To bound the bucket start, inclusive; zero means unbounded.
-	From, To time.Time
-}
-
-// Prefixes checks q and returns the bucket prefixes it selects: its granularity, or
-// both (days first) when it is "". A store answers with the buckets under them.
-func (q *StatsQuery) Prefixes() ([]string, error) {
-	var prefixes []string
-	switch q.Granularity {
-	case agentstats.HourPrefix, agentstats.DayPrefix:
-		prefixes = []string{q.Granularity}
-	case "":
-		prefixes = []string{agentstats.DayPrefix, agentstats.HourPrefix}
-	default:
-		return nil, &domain.FieldError{Field: "granularity",
-			Reason: fmt.Sprintf("must be %q or %q", agentstats.HourPrefix, agentstats.DayPrefix)}
-	}
-	if !q.From.IsZero() && !q.To.IsZero() && q.To.Before(q.From) {
-		return nil, &domain.FieldError{Field: "to", Reason: "must not be before from"}
-	}
-	return prefixes, nil
-}
+type StatsQuery = agentstats.Query
 
 // SessionConflict is the error of a commit that found a session no longer at the
 // version it was loaded at (Version 0: it did not exist, and now does). It matches
@@ -177,28 +163,33 @@ func (e *SessionConflict) Unwrap() error { return domain.ErrConflict }
 
 // StatsReader reads stats buckets.
 type StatsReader interface {
+	// Stats returns the buckets q selects, sorted by agent then bucket.
 	Stats(ctx context.Context, q StatsQuery) ([]agentstats.Bucket, error)
 }
 
 // StuckStore is the detector's view of the stuck read model.
 type StuckStore interface {
-	// DueEntries returns up to limit entries whose next check is at or before nowMs,
+	// DueEntries returns up to limit entries whose next check is at or before atMs,
 	// earliest first, with their stored next-check times.
-	DueEntries(ctx context.Context, nowMs int64, limit int) ([]DueEntry, error)
-	// SetNextCheck moves an entry's next check, unless the entry changed since it was
-	// read (its NextCheckMs is no longer prev): then domain.ErrConflict.
-	SetNextCheck(ctx context.Context, sessionID string, prev, next int64) error
-	// DeleteEntry drops an entry the detector is done with, unless it changed since it
-	// was read (its NextCheckMs is no longer prev): then domain.ErrConflict.
-	DeleteEntry(ctx context.Context, sessionID string, prev int64) error
-	// OpenEntries lists every watched entry (for `agentwatch stuck`).
-	OpenEntries(ctx context.Context) ([]stuck.Entry, error)
+	DueEntries(ctx context.Context, atMs int64, limit int) ([]DueEntry, error)
+	// Reschedule moves entries' next checks (or drops them), each only if its next check
+	// is still Prev; it reports how many it moved.
+	Reschedule(ctx context.Context, moves []projections.Move) (int, error)
+	// Entries returns up to limit entries after session id after, in session id order,
+	// and the session id to continue after ("" when none follows).
+	Entries(ctx context.Context, after string, limit int) ([]stuck.Entry, string, error)
 }
 
 // DueEntry is an entry and its stored next-check time.
-type DueEntry struct {
-	Entry       stuck.Entry
-	NextCheckMs int64
+type DueEntry = stuck.Due
+
+// ReadModelStore is a backend's read-model side for any registered table: the ports
+// each read model's queries are built on, and session loading.
+type ReadModelStore interface {
+	ProjectionStore
+	projections.DocumentReader
+	projections.CounterReader
+	projections.Scheduler
 }
 
 // AlertState is where an alert is in the outbox.
@@ -276,12 +267,4 @@ type Quarantine interface {
 	Quarantine(ctx context.Context, q Quarantined) error
 	ListQuarantined(ctx context.Context, limit int) ([]Quarantined, error)
 	CountQuarantined(ctx context.Context) (int64, error)
-}
-
-// Reader is every read the query side needs.
-type Reader interface {
-	executionindex.Reader
-	JournalReader
-	StatsReader
-	LoadSessions(ctx context.Context, ids []string) (map[string]VersionedSession, error)
 }

@@ -8,17 +8,16 @@ import (
 	"time"
 
 	"github.com/agentwatch/agentwatch/domain"
-	"github.com/agentwatch/agentwatch/projections/agentstats"
-	"github.com/agentwatch/agentwatch/projections/executionindex"
-	"github.com/agentwatch/agentwatch/projections/stuck"
+	"github.com/agentwatch/agentwatch/projections"
 )
 
 // Projector folds journal events into the read models through a ProjectionStore. Each
-// call loads the sessions involved, applies the events, and commits what changed in one
-// atomic batch guarded by session versions, so that a redelivered or concurrently
-// processed event never counts twice.
+// call loads the sessions involved once, applies all of their events, asks every
+// registered read model what changed, and commits the batch guarded by session
+// versions, so that a redelivered or concurrently processed event never counts twice.
 type Projector struct {
 	store   ProjectionStore
+	reg     *projections.Registry
 	logger  *slog.Logger
 	now     func() time.Time
 	metrics *Metrics
@@ -26,9 +25,9 @@ type Projector struct {
 	MaxConflictRetries int
 }
 
-// NewProjector returns a projector over store.
-func NewProjector(store ProjectionStore, logger *slog.Logger, metrics *Metrics) *Projector {
-	return &Projector{store: store, logger: logger, now: time.Now, metrics: metrics, MaxConflictRetries: 20}
+// NewProjector returns a projector of the read models of reg over store.
+func NewProjector(store ProjectionStore, reg *projections.Registry, logger *slog.Logger, metrics *Metrics) *Projector {
+	return &Projector{store: store, reg: reg, logger: logger, now: time.Now, metrics: metrics, MaxConflictRetries: 20}
 }
 
 // SetClock replaces the clock (tests run the projector and the detector on a fake one).
@@ -133,51 +132,35 @@ func sessionIDs(events []domain.Event) []string {
 	return ids
 }
 
-// plan loads the sessions and computes the batch that applying events produces.
+// plan loads the sessions and computes the batch that applying events produces: each
+// changed session with every read model's changes for it.
 func (p *Projector) plan(ctx context.Context, ids []string, events []domain.Event) (Batch, error) {
 	loaded, err := p.store.LoadSessions(ctx, ids)
 	if err != nil {
 		return Batch{}, fmt.Errorf("load %d sessions: %w", len(ids), err)
 	}
-	type work struct {
-		before  domain.Session
-		after   domain.Session
-		version int64
-		changed bool
-	}
-	ws := make(map[string]*work, len(ids))
+	after := make(map[string]*domain.Session, len(ids))
+	changed := make(map[string]bool, len(ids))
 	for _, id := range ids {
 		v := loaded[id]
-		ws[id] = &work{before: v.Session, after: v.Session.Clone(), version: v.Version}
+		s := v.Session.Clone()
+		after[id] = &s
 	}
 	for i := range events {
-		w := ws[events[i].SessionID]
-		if w.after.Apply(&events[i]) {
-			w.changed = true
+		if after[events[i].SessionID].Apply(&events[i]) {
+			changed[events[i].SessionID] = true
 		}
 	}
 	var b Batch
-	nowMs := p.now().UnixMilli()
+	env := projections.Env{NowMs: p.now().UnixMilli()}
 	for _, id := range ids {
-		w := ws[id]
-		if !w.changed || w.after.Equal(&w.before) {
+		before, a := loaded[id], after[id]
+		if !changed[id] || a.Equal(&before.Session) {
 			continue
 		}
-		b.Sessions = append(b.Sessions, SessionWrite{Session: w.after, Version: w.version})
-		b.Index = executionindex.Changed(&w.before, &w.after, b.Index)
-		cb, okb := agentstats.ContributionOf(&w.before)
-		ca, oka := agentstats.ContributionOf(&w.after)
-		b.Stats = append(b.Stats, agentstats.Deltas(&cb, okb, &ca, oka)...)
-		// A closed entry is written only over an open one: the detector looks once
-		// more (an alert raised while it was open may be resolved by this very change)
-		// and then drops it. A session that was never open to the detector — new in
-		// this batch and already done, as most are when a page holds whole sessions —
-		// cannot have an alert, and costs no write.
-		if e, open := stuck.EntryOf(&w.after); e.Outcome != domain.OutcomeEmpty {
-			if _, wasOpen := stuck.EntryOf(&w.before); open || wasOpen {
-				b.Stuck = append(b.Stuck, StuckWrite{Entry: e, NextCheckMs: nowMs})
-			}
-		}
+		sc := SessionChange{SessionWrite: SessionWrite{Session: *a, Version: before.Version}}
+		p.reg.Changes(&before.Session, a, env, &sc.Changes)
+		b.Sessions = append(b.Sessions, sc)
 	}
 	return b, nil
 }

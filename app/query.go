@@ -2,11 +2,14 @@ package app
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
 
 	"github.com/agentwatch/agentwatch/domain"
+	"github.com/agentwatch/agentwatch/projections"
 	"github.com/agentwatch/agentwatch/projections/agentstats"
 	"github.com/agentwatch/agentwatch/projections/executionindex"
 	"github.com/agentwatch/agentwatch/projections/stuck"
@@ -14,15 +17,20 @@ import (
 
 // Queries answers every read of the CLI and the HTTP API, so both give the same shapes.
 type Queries struct {
-	reader     Reader
+	reg        *projections.Registry
+	models     ReadModelStore
+	index      executionindex.Store
+	stats      agentstats.Store
+	stuck      stuck.Store
+	journal    JournalReader
 	alerts     AlertStore
-	stuck      StuckStore
 	quarantine Quarantine
 }
 
-// NewQueries returns the query side.
-func NewQueries(reader Reader, alerts AlertStore, stuckStore StuckStore, quarantine Quarantine) *Queries {
-	return &Queries{reader: reader, alerts: alerts, stuck: stuckStore, quarantine: quarantine}
+// NewQueries returns the query side over the read models of reg in models.
+func NewQueries(reg *projections.Registry, models ReadModelStore, journal JournalReader, alerts AlertStore, quarantine Quarantine) *Queries {
+	return &Queries{reg: reg, models: models, index: executionindex.NewStore(models), stats: agentstats.NewStore(models),
+		stuck: stuck.NewStore(models, models), journal: journal, alerts: alerts, quarantine: quarantine}
 }
 
 // Executions lists the execution index.
@@ -30,9 +38,9 @@ func (q *Queries) Executions(ctx context.Context, query executionindex.Query) (e
 	if err := query.Normalize(); err != nil {
 		return executionindex.Page{}, err
 	}
-	page, err := q.reader.Query(ctx, query)
+	page, err := q.index.Query(ctx, query)
 	if err != nil {
-		return page, fmt.Errorf("query executions: %w", err)
+		return page, err
 	}
 	if page.Items == nil {
 		page.Items = []executionindex.Item{}
@@ -40,18 +48,124 @@ func (q *Queries) Executions(ctx context.Context, query executionindex.Query) (e
 	return page, nil
 }
 
-// Execution returns one execution; domain.ErrNotFound if the index has none.
-func (q *Queries) Execution(ctx context.Context, arn string) (executionindex.Item, error) {
-	it, err := q.reader.Get(ctx, arn)
-	if err != nil {
-		return it, fmt.Errorf("get execution %s: %w", arn, err)
-	}
-	return it, nil
+// ExecutionCounts counts what query selects, by status and by outcome, from the store.
+func (q *Queries) ExecutionCounts(ctx context.Context, query executionindex.Query) (executionindex.Counts, error) {
+	return q.index.Count(ctx, query)
 }
+
+// ExecutionView is one execution: its index item, with the documents that other read
+// models keep per execution (their fields beside the item's, under their own names).
+type ExecutionView struct {
+	executionindex.Item
+	// More holds the other read models' documents of the execution.
+	More []any `json:"-"`
+}
+
+// MarshalJSON writes the item's fields and, beside them, every field of More.
+func (v ExecutionView) MarshalJSON() ([]byte, error) {
+	return mergeJSON(v.Item, v.More...)
+}
+
+// mergeJSON writes base's JSON object with the fields of each extra object added (a
+// field base has keeps base's value).
+func mergeJSON(base any, extras ...any) ([]byte, error) {
+	b, err := json.Marshal(base)
+	if err != nil || len(extras) == 0 {
+		return b, err
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil {
+		return nil, err
+	}
+	for _, x := range extras {
+		xb, err := json.Marshal(x)
+		if err != nil {
+			return nil, err
+		}
+		var more map[string]json.RawMessage
+		if err := json.Unmarshal(xb, &more); err != nil {
+			continue
+		}
+		for k, v := range more {
+			if _, taken := fields[k]; !taken {
+				fields[k] = v
+			}
+		}
+	}
+	return json.Marshal(fields)
+}
+
+// Execution returns one execution with what every read model keeps of it;
+// domain.ErrNotFound if the index has none.
+func (q *Queries) Execution(ctx context.Context, arn string) (ExecutionView, error) {
+	it, err := q.index.Get(ctx, arn)
+	if err != nil {
+		return ExecutionView{}, err
+	}
+	v := ExecutionView{Item: it}
+	for _, t := range q.reg.Tables() {
+		if t.Kind != projections.Documents || t.Key != "executionArn" || t.Name == executionindex.Table {
+			continue
+		}
+		row, err := q.models.GetDocument(ctx, t.Name, arn)
+		switch {
+		case err == nil:
+			v.More = append(v.More, row.Doc)
+		case !errorsIsNotFound(err):
+			return v, fmt.Errorf("execution %s: %s: %w", arn, t.Name, err)
+		}
+	}
+	return v, nil
+}
+
+// FindExecutions finds executions by ARN, execution name or session id, newest first.
+func (q *Queries) FindExecutions(ctx context.Context, term string) ([]executionindex.Item, error) {
+	if term == "" {
+		return nil, &domain.FieldError{Field: "q", Reason: "is empty"}
+	}
+	out := []executionindex.Item{}
+	seen := map[string]bool{}
+	add := func(it executionindex.Item) {
+		if !seen[it.ExecutionArn] {
+			seen[it.ExecutionArn] = true
+			out = append(out, it)
+		}
+	}
+	if it, err := q.index.Get(ctx, term); err == nil {
+		add(it)
+	} else if !errorsIsNotFound(err) {
+		return nil, err
+	}
+	named, err := q.index.ByName(ctx, term, executionindex.MaxLimit)
+	if err != nil {
+		return nil, err
+	}
+	for _, it := range named {
+		add(it)
+	}
+	sessions, err := q.models.LoadSessions(ctx, []string{term})
+	if err != nil {
+		return nil, fmt.Errorf("find session %s: %w", term, err)
+	}
+	if vs, ok := sessions[term]; ok {
+		for i := range vs.Session.Execs {
+			it, err := q.index.Get(ctx, vs.Session.Execs[i].Arn)
+			if err == nil {
+				add(it)
+			} else if !errorsIsNotFound(err) {
+				return nil, err
+			}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].StartDate > out[j].StartDate })
+	return out, nil
+}
+
+func errorsIsNotFound(err error) bool { return errors.Is(err, domain.ErrNotFound) }
 
 // SessionEvents returns a session's journal items in seed-002 form.
 func (q *Queries) SessionEvents(ctx context.Context, id string, query SessionEventsQuery) ([]domain.JournalItem, error) {
-	evs, err := q.reader.SessionEvents(ctx, id, query)
+	evs, err := q.journal.SessionEvents(ctx, id, query)
 	if err != nil {
 		return nil, fmt.Errorf("session %s events: %w", id, err)
 	}
@@ -92,7 +206,7 @@ type SessionView struct {
 // Session returns a session's timeline and diagnosis; domain.ErrNotFound when the
 // journal has no event of it.
 func (q *Queries) Session(ctx context.Context, id string) (SessionView, error) {
-	evs, err := q.reader.SessionEvents(ctx, id, SessionEventsQuery{})
+	evs, err := q.journal.SessionEvents(ctx, id, SessionEventsQuery{})
 	if err != nil {
 		return SessionView{}, fmt.Errorf("session %s events: %w", id, err)
 	}
@@ -148,9 +262,22 @@ type AgentStatsView struct {
 	Granularity string             `json:"granularity"`
 	Total       agentstats.Stats   `json:"total"`
 	Buckets     []agentstats.Stats `json:"buckets"`
+	// More holds, under their read models' names, the sums that other read models keep
+	// per agent over the same range (projections.CounterPresenter).
+	More map[string]any `json:"-"`
 }
 
-// Stats returns per-bucket stats and their total over the range, per agent.
+// MarshalJSON writes the view's fields and, beside them, More.
+func (v AgentStatsView) MarshalJSON() ([]byte, error) {
+	type plain AgentStatsView
+	if len(v.More) == 0 {
+		return json.Marshal(plain(v))
+	}
+	return mergeJSON(plain(v), v.More)
+}
+
+// Stats returns per-bucket stats and their total over the range, per agent, with what
+// other read models sum per agent over it.
 func (q *Queries) Stats(ctx context.Context, query StatsQuery) ([]AgentStatsView, error) {
 	if query.Granularity == "" {
 		query.Granularity = agentstats.DayPrefix
@@ -158,9 +285,9 @@ func (q *Queries) Stats(ctx context.Context, query StatsQuery) ([]AgentStatsView
 	if query.Granularity != agentstats.DayPrefix && query.Granularity != agentstats.HourPrefix {
 		return nil, &domain.FieldError{Field: "granularity", Reason: "must be hour or day"}
 	}
-	buckets, err := q.reader.Stats(ctx, query)
+	buckets, err := q.stats.Stats(ctx, query)
 	if err != nil {
-		return nil, fmt.Errorf("stats: %w", err)
+		return nil, err
 	}
 	byAgent := map[string]*AgentStatsView{}
 	totals := map[string]agentstats.Counters{}
@@ -184,7 +311,42 @@ func (q *Queries) Stats(ctx context.Context, query StatsQuery) ([]AgentStatsView
 		sort.Slice(v.Buckets, func(i, j int) bool { return v.Buckets[i].Bucket < v.Buckets[j].Bucket })
 		out = append(out, *v)
 	}
+	if err := q.addAgentSums(ctx, query, out); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// addAgentSums adds to each view what the other read models' per-agent counters tables
+// (partitioned by agentName, sorted by the same buckets) sum to over the query's range.
+func (q *Queries) addAgentSums(ctx context.Context, query StatsQuery, views []AgentStatsView) error {
+	for _, m := range q.reg.Models() {
+		p, ok := m.(projections.CounterPresenter)
+		if !ok {
+			continue
+		}
+		for _, t := range m.Tables() {
+			if t.Kind != projections.Counters || t.Partition != "agentName" || t.Name == agentstats.Table {
+				continue
+			}
+			lo, hi := agentstats.BucketRange(query.Granularity, query.From, query.To)
+			for i := range views {
+				rows, err := q.models.ReadCounters(ctx, t.Name, views[i].AgentName, lo, hi)
+				if err != nil {
+					return fmt.Errorf("stats of %s: %s: %w", views[i].AgentName, t.Name, err)
+				}
+				sum := map[string]int64{}
+				for _, r := range rows {
+					projections.AddCounters(sum, r.Counters)
+				}
+				if views[i].More == nil {
+					views[i].More = map[string]any{}
+				}
+				views[i].More[m.Name()] = p.Present(t.Name, sum)
+			}
+		}
+	}
+	return nil
 }
 
 func granularityName(prefix string) string {
@@ -222,20 +384,44 @@ func (q *Queries) AckAlert(ctx context.Context, sessionID string, kind stuck.Kin
 	return nil
 }
 
-// Stuck lists the sessions the detector watches.
-func (q *Queries) Stuck(ctx context.Context) ([]stuck.Entry, error) {
-	all, err := q.stuck.OpenEntries(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("stuck entries: %w", err)
+// StuckPage is one page of the sessions the detector watches.
+type StuckPage struct {
+	Items      []stuck.Entry `json:"items"`
+	NextCursor string        `json:"nextCursor,omitempty"`
+}
+
+// Stuck lists up to limit sessions the detector watches, in session id order, after
+// the cursor of a previous page.
+func (q *Queries) Stuck(ctx context.Context, cursor string, limit int) (StuckPage, error) {
+	if limit == 0 {
+		limit = executionindex.DefaultLimit
 	}
-	// Closed entries wait only for the detector's last look; they are not open.
-	es := make([]stuck.Entry, 0, len(all))
-	for _, e := range all {
-		if !e.Closed {
-			es = append(es, e)
+	if limit < 0 || limit > executionindex.MaxLimit {
+		return StuckPage{}, &domain.FieldError{Field: "limit", Reason: fmt.Sprintf("must be between 1 and %d", executionindex.MaxLimit)}
+	}
+	page := StuckPage{Items: []stuck.Entry{}}
+	after := cursor
+	for len(page.Items) < limit {
+		es, next, err := q.stuck.Entries(ctx, after, limit)
+		if err != nil {
+			return page, err
+		}
+		for _, e := range es {
+			// Closed entries wait only for the detector's last look; they are not open.
+			if !e.Closed && len(page.Items) < limit {
+				page.Items = append(page.Items, e)
+				after = e.SessionID
+			}
+		}
+		if next == "" {
+			return page, nil
+		}
+		if len(page.Items) < limit {
+			after = next
 		}
 	}
-	return es, nil
+	page.NextCursor = after
+	return page, nil
 }
 
 // Quarantined lists poison inputs.

@@ -6,75 +6,113 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/agentwatch/agentwatch/domain"
 	"github.com/agentwatch/agentwatch/projections"
-	"github.com/agentwatch/agentwatch/projections/agentstats"
-	"github.com/agentwatch/agentwatch/projections/executionindex"
-	"github.com/agentwatch/agentwatch/projections/stuck"
 )
 
-// GenerationStore manages generations of the read models, so that a rebuild writes a
-// new generation while the current one keeps serving, then switches atomically.
-type GenerationStore interface {
-	CurrentGeneration(ctx context.Context) (int, error)
+// Generations tells which read-model generations exist: a rebuild writes a new one
+// while the current one keeps serving, then switches atomically.
+type Generations interface {
+	// CurrentGeneration returns the generation that serves reads, and the signature of
+	// the read models it was built for (projections.Registry.Signature).
+	CurrentGeneration(ctx context.Context) (gen int, signature string, err error)
+	// Generations lists every generation that exists, in order.
 	Generations(ctx context.Context) ([]int, error)
-	// CreateGeneration creates gen's empty tables; creating an existing one does nothing.
-	CreateGeneration(ctx context.Context, gen int) error
+}
+
+// GenerationAdmin creates, switches and drops generations.
+type GenerationAdmin interface {
+	// CreateGeneration creates gen's empty tables for the registered read models and
+	// records it with their signature; creating an existing one does nothing.
+	CreateGeneration(ctx context.Context, gen int, signature string) error
 	// SwitchGeneration makes gen serve reads, atomically.
 	SwitchGeneration(ctx context.Context, gen int) error
-	// DropGeneration drops a generation that does not serve reads.
+	// DropGeneration drops a generation that does not serve reads, with its tables.
 	DropGeneration(ctx context.Context, gen int) error
-	// BulkLoad writes a folded state into gen in large coalesced batches.
+}
+
+// BulkLoader writes a folded state into a generation.
+type BulkLoader interface {
+	// BulkLoad writes data into gen in large coalesced batches.
 	BulkLoad(ctx context.Context, gen int, data GenerationData) error
+}
+
+// GenerationStores opens the projection store of one generation.
+type GenerationStores interface {
 	// ProjectionStoreOf is the projection store of generation gen.
 	ProjectionStoreOf(gen int) ProjectionStore
 }
 
-// GenerationData is a folded state for GenerationStore.BulkLoad. The sessions are
-// there from the start; the read models derived from them may still be being computed
-// when the load begins: a store asks for each (AllItems, AllBuckets, AllStuck; each
-// waits until its part is ready; a nil function is an empty part) when it needs it, and
-// writes what it has meanwhile.
+// GenerationStore is every generation port of a backend.
+type GenerationStore interface {
+	Generations
+	GenerationAdmin
+	BulkLoader
+	GenerationStores
+}
+
+// GenerationData is a folded state for BulkLoader.BulkLoad. The sessions are there from
+// the start; the rows that read models derive from them may still be being computed
+// when the load begins: a store asks for each table's rows (Rows waits until they are
+// ready) when it gets to them, and writes what it has meanwhile.
 type GenerationData struct {
 	// Sessions are sorted by id, without repeats.
 	Sessions []*domain.Session
-	// Items are sorted by execution ARN, without repeats.
-	Items func() []executionindex.Item
-	// Buckets are sorted by agent and bucket.
-	Buckets func() []agentstats.Bucket
-	// Stuck are sorted by session id, without repeats.
-	Stuck func() []StuckWrite
+	// Rows returns a table's rows: documents sorted by key without repeats, or counter
+	// rows sorted by partition and sort key. nil: every table is empty.
+	Rows func(table string) TableRows
 }
 
-// AllItems waits for the items (none if Items is nil).
-func (d GenerationData) AllItems() []executionindex.Item { return orNil(d.Items) }
+// TableRows are the rows of one table of a generation.
+type TableRows struct {
+	Documents []projections.Row
+	Counters  []projections.CounterRow
+}
 
-// AllBuckets waits for the stats buckets (none if Buckets is nil).
-func (d GenerationData) AllBuckets() []agentstats.Bucket { return orNil(d.Buckets) }
-
-// AllStuck waits for the detector entries (none if Stuck is nil).
-func (d GenerationData) AllStuck() []StuckWrite { return orNil(d.Stuck) }
-
-func orNil[T any](f func() []T) []T {
-	if f == nil {
-		return nil
+// RowsOf waits for a table's rows (none if Rows is nil).
+func (d GenerationData) RowsOf(table string) TableRows {
+	if d.Rows == nil {
+		return TableRows{}
 	}
-	return f()
+	return d.Rows(table)
 }
 
-// GenerationOf is the GenerationData of values at hand.
-func GenerationOf(sessions []domain.Session, items []executionindex.Item, buckets []agentstats.Bucket, stuck []StuckWrite) GenerationData {
+// GenerationOf is the GenerationData of sessions and a state at hand.
+func GenerationOf(sessions []domain.Session, st *projections.State) GenerationData {
 	ptrs := make([]*domain.Session, len(sessions))
 	for i := range sessions {
 		ptrs[i] = &sessions[i]
 	}
-	return GenerationData{
-		Sessions: ptrs,
-		Items:    func() []executionindex.Item { return items },
-		Buckets:  func() []agentstats.Bucket { return buckets },
-		Stuck:    func() []StuckWrite { return stuck },
+	return GenerationData{Sessions: ptrs, Rows: func(table string) TableRows {
+		if st == nil {
+			return TableRows{}
+		}
+		return TableRows{Documents: st.Documents(table), Counters: st.CounterRows(table)}
+	}}
+}
+
+// deriveInBackground derives every read model from sessions, each on a goroutine of its
+// own, and returns what waits for a table's rows.
+func deriveInBackground(reg *projections.Registry, sessions []*domain.Session, env projections.Env) func(string) TableRows {
+	byModel := map[string]func() *projections.State{}
+	for _, m := range reg.Models() {
+		byModel[m.Name()] = inBackground(func() *projections.State {
+			ch := projections.DeriveModel(m, sessions, env)
+			st := projections.NewState(reg)
+			st.Apply(&ch)
+			return st
+		})
+	}
+	return func(table string) TableRows {
+		get, ok := byModel[reg.Owner(table)]
+		if !ok {
+			return TableRows{}
+		}
+		st := get()
+		return TableRows{Documents: st.Documents(table), Counters: st.CounterRows(table)}
 	}
 }
 
@@ -116,9 +154,10 @@ func (r *Rebuilder) WithSessionRecorder(rec SessionRecorder, journal JournalRead
 
 // RebuildOptions configure a rebuild.
 type RebuildOptions struct {
-	// Projection names the read model asked for: executionindex, agentstats, stuck or
-	// all. All three derive from the same session aggregates, so every rebuild writes a
-	// whole new generation; the name is checked and reported.
+	// Projection names the read model asked for (a registered read model's name) or
+	// all. Every read model derives from the same session aggregates, whose versions
+	// make live commits exactly-once, so a rebuild writes a whole new generation of them
+	// all; the name is checked and reported.
 	Projection string
 	// Parallel is how many parts of the journal the scan reads at once (ScanOptions);
 	// 0 is the journal store's default.
@@ -138,10 +177,9 @@ type RebuildReport struct {
 	ToGeneration   int   `json:"toGeneration"`
 	Events         int64 `json:"events"`
 	Sessions       int   `json:"sessions"`
-	Executions     int   `json:"executions"`
-	StatsBuckets   int   `json:"statsBuckets"`
-	StuckEntries   int   `json:"stuckEntries"`
-	CaughtUp       int   `json:"caughtUpEvents"`
+	// Rows counts the rows written per table.
+	Rows     map[string]int `json:"rows"`
+	CaughtUp int            `json:"caughtUpEvents"`
 	// ScanFold is the time to read the journal and fold it into sessions.
 	ScanFold time.Duration `json:"scanFoldNs"`
 	// Load is the time to write the new generation, computing the read models from the
@@ -150,18 +188,15 @@ type RebuildReport struct {
 	Total time.Duration `json:"totalNs"`
 }
 
-// Projection names.
-var projectionNames = map[string]bool{"all": true, "executionindex": true, "agentstats": true, "stuck": true}
-
 // Rebuilder rebuilds the read models from the journal with zero downtime.
 type Rebuilder struct {
+	reg         *projections.Registry
 	journal     JournalScanner
 	tail        JournalTail
 	gens        GenerationStore
 	checkpoints CheckpointStore
 	logger      *slog.Logger
 	metrics     *Metrics
-	detector    stuck.Config
 	// recorder and sessionJournal catch up a generation when tail is nil.
 	recorder       SessionRecorder
 	sessionJournal JournalReader
@@ -170,9 +205,9 @@ type Rebuilder struct {
 // NewRebuilder returns a rebuilder. tail may be nil for journals without a
 // single-sequence feed; give those a SessionRecorder (WithSessionRecorder), or events
 // that live projection commits during the rebuild never reach the new generation.
-func NewRebuilder(journal JournalScanner, tail JournalTail, gens GenerationStore, checkpoints CheckpointStore,
-	detector stuck.Config, logger *slog.Logger, metrics *Metrics) *Rebuilder {
-	return &Rebuilder{journal: journal, tail: tail, gens: gens, checkpoints: checkpoints, detector: detector, logger: logger, metrics: metrics}
+func NewRebuilder(reg *projections.Registry, journal JournalScanner, tail JournalTail, gens GenerationStore, checkpoints CheckpointStore,
+	logger *slog.Logger, metrics *Metrics) *Rebuilder {
+	return &Rebuilder{reg: reg, journal: journal, tail: tail, gens: gens, checkpoints: checkpoints, logger: logger, metrics: metrics}
 }
 
 // ApproximateCounter estimates how many items a journal holds (DynamoDB's item count,
@@ -202,8 +237,8 @@ func (r *Rebuilder) Rebuild(ctx context.Context, opts RebuildOptions) (rep Rebui
 	if opts.Projection == "" {
 		opts.Projection = "all"
 	}
-	if !projectionNames[opts.Projection] {
-		return rep, &domain.FieldError{Field: "projection", Reason: "must be executionindex, agentstats, stuck or all"}
+	if _, ok := r.reg.Model(opts.Projection); !ok && opts.Projection != "all" {
+		return rep, &domain.FieldError{Field: "projection", Reason: "must be one of " + strings.Join(r.reg.Names(), ", ") + " or all"}
 	}
 	scanOpts := ScanOptions{Parallel: opts.Parallel}
 	if err := scanOpts.Check(); err != nil {
@@ -213,7 +248,7 @@ func (r *Rebuilder) Rebuild(ctx context.Context, opts RebuildOptions) (rep Rebui
 		opts.Now = time.Now
 	}
 	began := time.Now()
-	cur, err := r.gens.CurrentGeneration(ctx)
+	cur, _, err := r.gens.CurrentGeneration(ctx)
 	if err != nil {
 		return rep, fmt.Errorf("current generation: %w", err)
 	}
@@ -226,14 +261,14 @@ func (r *Rebuilder) Rebuild(ctx context.Context, opts RebuildOptions) (rep Rebui
 		if g != cur {
 			// A partial generation of an interrupted rebuild, or an old one past its
 			// grace period.
-			if err := r.gens.DropGeneration(ctx, g); err != nil {
+			if err := r.dropGeneration(ctx, g); err != nil {
 				return rep, fmt.Errorf("drop stale generation %d: %w", g, err)
 			}
 		}
 		next = max(next, g+1)
 	}
 	rep.FromGeneration, rep.ToGeneration = cur, next
-	if err := r.gens.CreateGeneration(ctx, next); err != nil {
+	if err := r.gens.CreateGeneration(ctx, next, r.reg.Signature()); err != nil {
 		return rep, fmt.Errorf("create generation %d: %w", next, err)
 	}
 	switched := false
@@ -252,7 +287,7 @@ func (r *Rebuilder) Rebuild(ctx context.Context, opts RebuildOptions) (rep Rebui
 		}
 		if !switched {
 			// Leave the live generation untouched and the partial one gone.
-			if derr := r.gens.DropGeneration(dctx, next); derr != nil {
+			if derr := r.dropGeneration(dctx, next); derr != nil {
 				err = errors.Join(err, fmt.Errorf("drop partial generation %d: %w", next, derr))
 			}
 		}
@@ -300,17 +335,10 @@ func (r *Rebuilder) Rebuild(ctx context.Context, opts RebuildOptions) (rep Rebui
 	rep.Events = model.Events
 	// The store writes the sessions while the read models derived from them are
 	// computed on other goroutines: the fold is done, and the model's readers may run
-	// at once.
-	now := opts.Now()
-	items := inBackground(model.Index)
-	data := GenerationData{
-		Sessions: model.Sessions(),
-		Items:    items,
-		// Needed only after the items are written: computed after them, so as not to
-		// slow down what the store waits for first.
-		Buckets: inBackground(func() []agentstats.Bucket { items(); return model.Stats() }),
-		Stuck:   inBackground(func() []StuckWrite { items(); return r.stuckWrites(model, now) }),
-	}
+	// at once. The derivation replays history: nothing overdue is due now.
+	sessions := model.Sessions()
+	data := GenerationData{Sessions: sessions,
+		Rows: deriveInBackground(r.reg, sessions, projections.Env{NowMs: opts.Now().UnixMilli(), Replay: true})}
 	rep.ScanFold = time.Since(began)
 
 	loadStart := time.Now()
@@ -318,10 +346,15 @@ func (r *Rebuilder) Rebuild(ctx context.Context, opts RebuildOptions) (rep Rebui
 		return rep, fmt.Errorf("load generation %d: %w", next, err)
 	}
 	rep.Load = time.Since(loadStart)
-	rep.Sessions, rep.Executions, rep.StatsBuckets, rep.StuckEntries = len(data.Sessions), len(data.AllItems()), len(data.AllBuckets()), len(data.AllStuck())
+	rep.Sessions = len(data.Sessions)
+	rep.Rows = map[string]int{}
+	for _, t := range r.reg.Tables() {
+		rows := data.RowsOf(t.Name)
+		rep.Rows[t.Name] = len(rows.Documents) + len(rows.Counters)
+	}
 
 	cpName := GenerationCheckpoint(next)
-	proj := NewProjector(r.gens.ProjectionStoreOf(next), r.logger, r.metrics)
+	proj := NewProjector(r.gens.ProjectionStoreOf(next), r.reg, r.logger, r.metrics)
 	if r.tail != nil {
 		if err = r.checkpoints.SetCheckpoint(ctx, cpName, startPos); err != nil {
 			return rep, fmt.Errorf("start checkpoint of generation %d: %w", next, err)
@@ -362,6 +395,12 @@ func (r *Rebuilder) Rebuild(ctx context.Context, opts RebuildOptions) (rep Rebui
 			r.logger.Warn("rebuild: delete the records of live changes", "generation", next, "error", serr)
 		}
 	}
+	if r.tail != nil {
+		// The live projector's checkpoint carries on; the catch-up's is done with.
+		if derr := r.checkpoints.DeleteCheckpoint(ctx, cpName); derr != nil {
+			r.logger.Warn("rebuild: drop the catch-up checkpoint", "checkpoint", cpName, "error", derr)
+		}
+	}
 	rep.Total = time.Since(began)
 	if opts.Grace > 0 {
 		select {
@@ -371,7 +410,7 @@ func (r *Rebuilder) Rebuild(ctx context.Context, opts RebuildOptions) (rep Rebui
 			return rep, nil
 		}
 	}
-	if derr := r.gens.DropGeneration(ctx, cur); derr != nil {
+	if derr := r.dropGeneration(ctx, cur); derr != nil {
 		r.logger.Warn("drop old generation", "generation", cur, "error", derr)
 	}
 	return rep, nil
@@ -418,16 +457,15 @@ func (r *Rebuilder) refoldRecorded(ctx context.Context, proj *Projector, gen int
 	return total, nil
 }
 
-// stuckWrites schedules the detector entries of the folded sessions for deadlines still
-// ahead of now only: what is already overdue is history, and a rebuild raises nothing.
-func (r *Rebuilder) stuckWrites(m *projections.Model, now time.Time) []StuckWrite {
-	entries := m.Stuck()
-	out := make([]StuckWrite, 0, len(entries))
-	for i := range entries {
-		_, next := stuck.Evaluate(&entries[i], 0, 0, now, &r.detector)
-		out = append(out, StuckWrite{Entry: entries[i], NextCheckMs: next})
+// dropGeneration drops gen and the catch-up checkpoint a rebuild of it left.
+func (r *Rebuilder) dropGeneration(ctx context.Context, gen int) error {
+	if err := r.gens.DropGeneration(ctx, gen); err != nil {
+		return err
 	}
-	return out
+	if err := r.checkpoints.DeleteCheckpoint(ctx, GenerationCheckpoint(gen)); err != nil {
+		return fmt.Errorf("drop the checkpoint of generation %d: %w", gen, err)
+	}
+	return nil
 }
 
 // GenerationCheckpoint names the journal checkpoint of a generation being rebuilt.

@@ -215,3 +215,20 @@ func StateMachineName(arn string) string {
 	}
 	return ""
 }
+
+// ExecutionArnParts splits a Step Functions execution ARN,
+// arn:PARTITION:states:REGION:ACCOUNT:execution:STATE_MACHINE:NAME, into its state
+// machine's ARN, the state machine's name and the execution's name. ok is false for
+// anything else.
+func ExecutionArnParts(arn string) (smArn, smName, name string, ok bool) {
+	const infix = ":execution:"
+	i := strings.Index(arn, infix)
+	if i < 0 || strings.Count(arn[:i], ":") != 4 || !strings.HasPrefix(arn, "arn:") {
+		return "", "", "", false
+	}
+	smName, name, ok = strings.Cut(arn[i+len(infix):], ":")
+	if !ok || smName == "" || name == "" || strings.Contains(name, ":") {
+		return "", "", "", false
+	}
+	return arn[:i] + ":stateMachine:" + smName, smName, name, true
+}

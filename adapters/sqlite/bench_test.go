@@ -18,9 +18,6 @@ import (
 	"github.com/agentwatch/agentwatch/app"
 	"github.com/agentwatch/agentwatch/domain"
 	"github.com/agentwatch/agentwatch/projections"
-	"github.com/agentwatch/agentwatch/projections/agentstats"
-	"github.com/agentwatch/agentwatch/projections/executionindex"
-	"github.com/agentwatch/agentwatch/projections/stuck"
 )
 
 // distinctEvents is storetest.GenerateEvents with session ids and ARNs that name the
@@ -165,8 +162,14 @@ func BenchmarkScanFold(b *testing.B) {
 	b.ReportMetric((processCPU()-cpu)/float64(b.N), "cpu-s/op")
 }
 
-// BenchmarkBulkLoad loads the read models of ~170k sessions (as many index items) into a
-// fresh generation.
+// benchRegistry is every registered read model.
+func benchRegistry(b *testing.B) *projections.Registry {
+	reg, err := app.NewRegistry(app.Config{})
+	require.NoError(b, err)
+	return reg
+}
+
+// BenchmarkBulkLoad loads the read models of ~170k sessions into a fresh generation.
 func BenchmarkBulkLoad(b *testing.B) {
 	const sessionsN = 170_000
 	m := projections.NewModel()
@@ -176,26 +179,19 @@ func BenchmarkBulkLoad(b *testing.B) {
 			m.Apply(&evs[i])
 		}
 	}
-	var sessions []domain.Session
-	for _, s := range m.Sessions() {
-		sessions = append(sessions, *s)
-	}
-	items, buckets := m.Index(), m.Stats()
-	var stuckWrites []app.StuckWrite
-	for _, e := range m.Stuck() {
-		stuckWrites = append(stuckWrites, app.StuckWrite{Entry: e, NextCheckMs: stuck.FirstCheckMs(day)})
-	}
-	b.Logf("%d sessions, %d index items, %d stats buckets, %d stuck entries", len(sessions), len(items), len(buckets), len(stuckWrites))
+	reg := benchRegistry(b)
+	sessions := m.SessionValues()
+	st := m.Derive(reg, projections.Env{NowMs: day.UnixMilli(), Replay: true})
 	db, err := sqlite.Open(b.Context(), b.TempDir(), slog.New(slog.DiscardHandler))
 	require.NoError(b, err)
 	defer db.Close()
-	store := sqlite.NewReadModelStore(db, 0)
+	store := sqlite.NewReadModelStore(db, reg, 0)
 	b.ResetTimer()
 	var cpu float64
 	for i := 0; i < b.N; i++ {
 		gen := i + 2
 		start := processCPU()
-		if err := store.BulkLoad(b.Context(), gen, app.GenerationOf(sessions, items, buckets, stuckWrites)); err != nil {
+		if err := store.BulkLoad(b.Context(), gen, app.GenerationOf(sessions, st)); err != nil {
 			b.Fatal(err)
 		}
 		cpu += processCPU() - start
@@ -209,69 +205,60 @@ func BenchmarkBulkLoad(b *testing.B) {
 	b.ReportMetric(cpu/float64(b.N), "cpu-s/op")
 }
 
-// BenchmarkProjectEvent is the live path: one journal event projected per commit
-// (load the session, apply, commit sessions, index, stats, stuck and the checkpoint).
-func BenchmarkProjectEvent(b *testing.B) {
-	db := openDB(b)
-	store := sqlite.NewReadModelStore(db, 0)
-	var events []domain.Event
-	for seed := uint64(0); len(events) < b.N; seed++ {
-		events = append(events, distinctEvents(seed, 10_000, day.Add(time.Duration(seed)*24*time.Hour))...)
+// BenchmarkProjectPages is the live path: journal events projected through the
+// projector in pages of 1, 100 and 1000 events, each page loaded, folded and committed
+// at once (sessions, every read model, the checkpoint).
+func BenchmarkProjectPages(b *testing.B) {
+	reg := benchRegistry(b)
+	for _, page := range []int{1, 100, 1000} {
+		b.Run(fmt.Sprintf("page=%d", page), func(b *testing.B) {
+			db := openDB(b)
+			store := sqlite.NewReadModelStore(db, reg, 0)
+			require.NoError(b, store.CreateGeneration(b.Context(), 1, reg.Signature()))
+			require.NoError(b, store.SwitchGeneration(b.Context(), 1))
+			p := app.NewProjector(store, reg, slog.New(slog.DiscardHandler), nil)
+			var events []domain.Event
+			for seed := uint64(0); len(events) < b.N; seed++ {
+				events = append(events, distinctEvents(seed, 10_000, day.Add(time.Duration(seed)*24*time.Hour))...)
+			}
+			events = events[:b.N]
+			ctx := b.Context()
+			b.ResetTimer()
+			start := processCPU()
+			for lo := 0; lo < len(events); lo += page {
+				hi := min(lo+page, len(events))
+				if err := p.Project(ctx, events[lo:hi], &app.Checkpoint{Name: "projector", Position: strconv.Itoa(hi)}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+			b.ReportMetric((processCPU()-start)/float64(b.N)*1e6, "cpu-µs/event")
+		})
 	}
-	ctx := b.Context()
-	b.ResetTimer()
-	start := processCPU()
-	for i := 0; i < b.N; i++ {
-		ev := &events[i]
-		loaded, err := store.LoadSessions(ctx, []string{ev.SessionID})
-		if err != nil {
-			b.Fatal(err)
-		}
-		before := loaded[ev.SessionID]
-		after := before.Session.Clone()
-		after.Apply(ev)
-		batch := app.Batch{
-			Sessions:   []app.SessionWrite{{Session: after, Version: before.Version}},
-			Index:      executionindex.Changed(&before.Session, &after, nil),
-			Checkpoint: &app.Checkpoint{Name: "projector", Position: strconv.Itoa(i)},
-		}
-		cb, okb := agentstats.ContributionOf(&before.Session)
-		ca, oka := agentstats.ContributionOf(&after)
-		batch.Stats = agentstats.Deltas(&cb, okb, &ca, oka)
-		if e, _ := stuck.EntryOf(&after); e.Outcome != domain.OutcomeEmpty {
-			batch.Stuck = []app.StuckWrite{{Entry: e, NextCheckMs: day.UnixMilli()}}
-		}
-		if err := store.Commit(ctx, batch); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
-	b.ReportMetric((processCPU()-start)/float64(b.N)*1e6, "cpu-µs/event")
 }
 
 // BenchmarkRebuild is a rebuild's heavy part end to end over the scan benchmark's
-// journal: scan and fold it into projections.Model, then bulk-load a new generation.
+// journal: scan and fold it into sessions, derive every read model, bulk-load a new
+// generation.
 func BenchmarkRebuild(b *testing.B) {
 	dir, n := sharedJournal(b)
 	db, err := sqlite.Open(b.Context(), dir, nil)
 	require.NoError(b, err)
 	defer db.Close()
+	reg := benchRegistry(b)
 	journal := sqlite.NewJournalStore(db)
-	store := sqlite.NewReadModelStore(db, 0)
+	store := sqlite.NewReadModelStore(db, reg, 0)
 	b.ResetTimer()
 	var scan, load time.Duration
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
 		m := storetest.FoldJournal(b, journal)
-		sessions, items, buckets := m.SessionValues(), m.Index(), m.Stats()
-		var stuckWrites []app.StuckWrite
-		for _, e := range m.Stuck() {
-			stuckWrites = append(stuckWrites, app.StuckWrite{Entry: e, NextCheckMs: stuck.Never})
-		}
+		sessions := m.SessionValues()
 		scan += time.Since(start)
 		start = time.Now()
 		gen := 100 + i
-		if err := store.BulkLoad(b.Context(), gen, app.GenerationOf(sessions, items, buckets, stuckWrites)); err != nil {
+		st := m.Derive(reg, projections.Env{NowMs: day.UnixMilli(), Replay: true})
+		if err := store.BulkLoad(b.Context(), gen, app.GenerationOf(sessions, st)); err != nil {
 			b.Fatal(err)
 		}
 		load += time.Since(start)
@@ -280,11 +267,11 @@ func BenchmarkRebuild(b *testing.B) {
 			b.Fatal(err)
 		}
 		if i == 0 {
-			b.Logf("%d events: %d sessions, %d executions, %d buckets, %d stuck entries", n, len(sessions), len(items), len(buckets), len(stuckWrites))
+			b.Logf("%d events: %d sessions", n, len(sessions))
 		}
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(scan.Seconds()/float64(b.N), "scan+fold-s/op")
-	b.ReportMetric(load.Seconds()/float64(b.N), "load-s/op")
+	b.ReportMetric(load.Seconds()/float64(b.N), "derive+load-s/op")
 }

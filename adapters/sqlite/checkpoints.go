@@ -65,3 +65,16 @@ func setCheckpoint(ctx context.Context, st *sql.Stmt, name, position string) err
 	}
 	return nil
 }
+
+// DeleteCheckpoint removes the checkpoint name; removing one that is not there does
+// nothing.
+func (s *CheckpointStore) DeleteCheckpoint(ctx context.Context, name string) error {
+	err := s.db.writeTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM checkpoints WHERE name = ?`, name)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("delete checkpoint %s: %w", name, err)
+	}
+	return nil
+}

@@ -1,8 +1,6 @@
 package sqlite
 
 import (
-	"encoding/binary"
-	"math"
 	"reflect"
 	"testing"
 	"time"
@@ -11,8 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentwatch/agentwatch/domain"
-	"github.com/agentwatch/agentwatch/projections/executionindex"
-	"github.com/agentwatch/agentwatch/projections/stuck"
+	"github.com/agentwatch/agentwatch/projections/rowcodec"
 )
 
 // fullEvent sets every field of an event, so that a field added to domain.Event or
@@ -77,7 +74,7 @@ func TestEventRecordRejectsGarbage(t *testing.T) {
 	for _, b := range [][]byte{{}, {2}, good[:len(good)-1], append(good[:len(good):len(good)], 0), plain[:len(plain)-1],
 		append(plain[:len(plain)-1:len(plain)-1], 2)} {
 		var ev domain.Event
-		assert.ErrorIs(t, decodeEventRecord(string(b), &ev, status), errBadCodec, "%x", b)
+		assert.ErrorIs(t, decodeEventRecord(string(b), &ev, status), rowcodec.ErrMalformed, "%x", b)
 	}
 }
 
@@ -85,7 +82,7 @@ func TestEventCodecRejectsGarbage(t *testing.T) {
 	good := encodeEventExtra(nil, new(fullEvent(t, true, true)))
 	for _, b := range [][]byte{nil, {}, {2, 0}, good[:len(good)-1], append(good[:len(good):len(good)], 0)} {
 		var ev domain.Event
-		assert.ErrorIs(t, decodeEventExtra(b, &ev), errBadCodec)
+		assert.ErrorIs(t, decodeEventExtra(b, &ev), rowcodec.ErrMalformed)
 	}
 }
 
@@ -161,133 +158,59 @@ func TestSessionCodec(t *testing.T) {
 	}
 }
 
-func TestItemCodec(t *testing.T) {
-	in, out, d := true, false, 45.5
-	full := executionindex.Item{
-		ExecutionArn: "arn:x", AgentName: "a", Status: "SUCCEEDED", StartDate: "2024-11-04T10:30:00.000Z",
-		StateMachineArn: "arn:sm", ExecutionName: "n", IndexedAt: "2024-11-04T10:31:00.000Z",
-		StopDate: "2024-11-04T10:30:45.500Z", DurationSeconds: &d, SessionID: "s", Error: "e", Cause: "c",
-		RedriveCount: 1, InputIncluded: &in, OutputIncluded: &out, LastEventAt: "2024-11-04T10:30:45.500Z", Rank: 11,
-	}
-	requireAllSet(t, reflect.ValueOf(full), "Item")
-	derived := full
-	derived.ExecutionArn = "arn:aws:states:us-east-1:123456789012:execution:code-reviewer:0001"
-	derived.StateMachineArn, derived.ExecutionName = "arn:aws:states:us-east-1:123456789012:stateMachine:code-reviewer", "0001"
-	oddTimes := derived
-	oddTimes.ExecutionName, oddTimes.IndexedAt, oddTimes.StopDate = "other", "2024-11-04T10:31:00Z", "not a time"
-	oddTimes.LastEventAt = "0001-01-01T00:00:00.000Z"
-	for name, it := range map[string]executionindex.Item{"every field": full, "names in the ARN": derived,
-		"times as given": oddTimes, "running": {ExecutionArn: "arn:y", Status: "RUNNING"}} {
-		t.Run(name, func(t *testing.T) {
-			// The columns carry the rest.
-			cols := executionindex.Item{ExecutionArn: it.ExecutionArn, AgentName: it.AgentName, Status: it.Status,
-				StartDate: it.StartDate, SessionID: it.SessionID, Rank: it.Rank}
-			got := cols
-			require.NoError(t, decodeItem(encodeItem(nil, &it), &got))
-			assert.Equal(t, it, got)
-			got = cols
-			require.NoError(t, decodeItem(encodeItemV1(&it), &got), "version 1 rows")
-			assert.Equal(t, it, got)
-		})
-	}
-}
-
-func TestEntryCodec(t *testing.T) {
-	full := stuck.Entry{SessionID: "s", Agent: "a", ExecutionArn: "arn:x", LastStatus: domain.StatusBackgroundTaskStarted,
-		LastEventMs: 10, Stage: domain.StageBackgroundTask, StageStartMs: 9, ExecStatus: domain.ExecSucceeded, ExecEndMs: 11,
-		Outcome: domain.OutcomeMissingCompletion, Mismatch: true, Closed: true}
-	requireAllSet(t, reflect.ValueOf(full), "Entry")
-	for name, e := range map[string]stuck.Entry{"every field": full, "minimal": {SessionID: "s", Outcome: domain.OutcomeInProgress}} {
-		t.Run(name, func(t *testing.T) {
-			got := stuck.Entry{SessionID: e.SessionID}
-			require.NoError(t, decodeEntry(encodeEntry(nil, &e), &got))
-			assert.Equal(t, e, got)
-		})
-	}
-}
-
 func TestCodecsRejectGarbage(t *testing.T) {
 	s := domain.Session{ID: "x", Execs: []domain.ExecState{{Arn: "a"}}}
-	it := executionindex.Item{ExecutionArn: "a"}
-	e := stuck.Entry{SessionID: "s"}
 	arn := "arn:aws:states:us-east-1:123456789012:execution:sm:n"
 	sd := domain.Session{ID: "x", Execs: []domain.ExecState{{Arn: arn, StateMachineArn: "arn:aws:states:us-east-1:123456789012:stateMachine:sm", Name: "n"}}}
-	itd := executionindex.Item{ExecutionArn: arn, ExecutionName: "n", StopDate: "2024-11-04T10:31:00.000Z"}
 	for name, c := range map[string]struct {
 		good   []byte
 		decode func([]byte) error
 	}{
 		"session":                       {encodeSession(nil, &s), func(b []byte) error { return decodeSession(b, new(domain.Session)) }},
 		"session with names in the ARN": {encodeSession(nil, &sd), func(b []byte) error { return decodeSession(b, new(domain.Session)) }},
-		"item":                          {encodeItem(nil, &it), func(b []byte) error { return decodeItem(b, new(executionindex.Item)) }},
-		// The ARN is a column: decoding the flags of another ARN fails.
-		"item with names in the ARN": {encodeItem(nil, &itd), func(b []byte) error { return decodeItem(b, &executionindex.Item{ExecutionArn: arn}) }},
-		"entry":                      {encodeEntry(nil, &e), func(b []byte) error { return decodeEntry(b, new(stuck.Entry)) }},
 	} {
 		t.Run(name, func(t *testing.T) {
 			require.NoError(t, c.decode(c.good))
 			for _, b := range [][]byte{nil, {}, {9}, c.good[:len(c.good)-1], append(c.good[:len(c.good):len(c.good)], 0)} {
-				assert.ErrorIs(t, c.decode(b), errBadCodec, "%x", b)
+				assert.ErrorIs(t, c.decode(b), rowcodec.ErrMalformed, "%x", b)
 			}
 		})
 	}
 }
 
-// encodeSessionV1 and encodeItemV1 write what version 1 of the codec wrote.
+// encodeSessionV1 writes what version 1 of the codec wrote.
 func encodeSessionV1(s *domain.Session) []byte {
-	w := writer{}
-	w.byte(sessionCodecV1)
-	w.str(s.ID)
-	w.uvarint(uint64(s.Seen))
-	w.varint(s.FirstAt)
+	w := rowcodec.Writer{}
+	w.Byte(sessionCodecV1)
+	w.Str(s.ID)
+	w.Uvarint(uint64(s.Seen))
+	w.Varint(s.FirstAt)
 	base := s.FirstAt
 	for _, at := range s.At {
-		w.ms(at, base)
+		w.Ms(at, base)
 	}
 	for _, e := range s.Errors {
-		w.str(e)
+		w.Str(e)
 	}
-	w.ms(s.LastAt, base)
-	w.str(string(s.LastStatus))
-	w.uvarint(uint64(len(s.Execs)))
+	w.Ms(s.LastAt, base)
+	w.Str(string(s.LastStatus))
+	w.Uvarint(uint64(len(s.Execs)))
 	for i := range s.Execs {
 		x := &s.Execs[i]
-		w.str(x.Arn)
-		w.str(x.StateMachineArn)
-		w.str(x.Name)
-		w.str(x.AgentName)
-		w.str(string(x.Status))
-		w.uvarint(uint64(x.RedriveCount))
-		w.varint(x.Rank)
-		w.ms(x.StartMs, base)
-		w.ms(x.StopMs, base)
-		w.str(x.Error)
-		w.str(x.Cause)
-		w.ms(x.LastMs, base)
-		w.optBool(x.InputIncl)
-		w.optBool(x.OutputIncl)
+		w.Str(x.Arn)
+		w.Str(x.StateMachineArn)
+		w.Str(x.Name)
+		w.Str(x.AgentName)
+		w.Str(string(x.Status))
+		w.Uvarint(uint64(x.RedriveCount))
+		w.Varint(x.Rank)
+		w.Ms(x.StartMs, base)
+		w.Ms(x.StopMs, base)
+		w.Str(x.Error)
+		w.Str(x.Cause)
+		w.Ms(x.LastMs, base)
+		w.OptBool(x.InputIncl)
+		w.OptBool(x.OutputIncl)
 	}
-	return w.b
-}
-
-func encodeItemV1(it *executionindex.Item) []byte {
-	w := writer{}
-	w.byte(itemCodecV1)
-	w.str(it.StateMachineArn)
-	w.str(it.ExecutionName)
-	w.str(it.IndexedAt)
-	w.str(it.StopDate)
-	if it.DurationSeconds == nil {
-		w.byte(0)
-	} else {
-		w.byte(1)
-		w.b = binary.LittleEndian.AppendUint64(w.b, math.Float64bits(*it.DurationSeconds))
-	}
-	w.str(it.Error)
-	w.str(it.Cause)
-	w.uvarint(uint64(it.RedriveCount))
-	w.optBool(it.InputIncluded)
-	w.optBool(it.OutputIncluded)
-	w.str(it.LastEventAt)
-	return w.b
+	return w.B
 }

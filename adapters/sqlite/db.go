@@ -53,6 +53,8 @@ type DB struct {
 	ckptEvery time.Duration
 	walLimit  int64
 
+	// genSQL caches the SQL of read-model generations (sqlOf).
+	genSQL sync.Map
 	// curGen caches the current read-model generation (see currentGeneration).
 	curGenMu sync.Mutex
 	curGen   int

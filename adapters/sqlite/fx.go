@@ -11,7 +11,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/agentwatch/agentwatch/app"
-	"github.com/agentwatch/agentwatch/projections/executionindex"
+	"github.com/agentwatch/agentwatch/projections"
 )
 
 // Config configures the embedded backend.
@@ -32,11 +32,9 @@ var Module = fx.Module("sqlite",
 		fx.Annotate(func(s *JournalStore) app.JournalScanner { return s }),
 		fx.Annotate(func(s *JournalStore) app.JournalTail { return NewJournalTail(s) }),
 		newCurrentReadModelStore,
-		fx.Annotate(func(db *DB) app.GenerationStore { return NewGenerationStore(db) }),
+		fx.Annotate(func(s *ReadModelStore) app.GenerationStore { return s }),
 		fx.Annotate(func(s *ReadModelStore) app.ProjectionStore { return s }),
-		fx.Annotate(func(s *ReadModelStore) executionindex.Reader { return s }),
-		fx.Annotate(func(s *ReadModelStore) app.StatsReader { return s }),
-		fx.Annotate(func(s *ReadModelStore) app.StuckStore { return s }),
+		fx.Annotate(func(s *ReadModelStore) app.ReadModelStore { return s }),
 		NewAlertStore,
 		fx.Annotate(func(s *AlertStore) app.AlertStore { return s }),
 		NewCheckpointStore,
@@ -88,24 +86,8 @@ func openDB(p DBParams) (*DB, error) {
 // newCurrentReadModelStore follows the current generation at each call: after a
 // rebuild switches generations, the live projector writes the new one (the rebuild's
 // final catch-up covers a commit that raced the switch).
-func newCurrentReadModelStore(db *DB) *ReadModelStore {
-	return NewReadModelStore(db, 0)
-}
-
-// GenerationStore is the app.GenerationStore of the embedded backend: the read models'
-// generations in one database file.
-type GenerationStore struct{ *ReadModelStore }
-
-var _ app.GenerationStore = GenerationStore{}
-
-// NewGenerationStore returns the generation store of db.
-func NewGenerationStore(db *DB) GenerationStore {
-	return GenerationStore{NewReadModelStore(db, 0)}
-}
-
-// ProjectionStoreOf is the projection store of generation gen.
-func (g GenerationStore) ProjectionStoreOf(gen int) app.ProjectionStore {
-	return NewReadModelStore(g.db, gen)
+func newCurrentReadModelStore(db *DB, reg *projections.Registry) *ReadModelStore {
+	return NewReadModelStore(db, reg, 0)
 }
 
 func newJournalFeed(lc fx.Lifecycle, db *DB, cfg app.Config, logger *slog.Logger) (app.JournalFeed, error) {

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -13,7 +12,7 @@ import (
 )
 
 // SchemaVersion is the schema version this package writes and reads.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // migration brings the schema from version i to i+1, inside the migrating transaction.
 type migration func(ctx context.Context, tx *sql.Tx) error
@@ -24,6 +23,7 @@ var migrations = []migration{
 	migrateV1,
 	migrateV2,
 	migrateV3,
+	migrateV4,
 }
 
 // schemaV1 holds the tables that are not generationed: the journal, checkpoints, the
@@ -75,17 +75,11 @@ CREATE TABLE generations (
 CREATE UNIQUE INDEX generations_current ON generations (current) WHERE current = 1;
 `
 
+// migrateV1 creates the tables outside read-model generations. (It also created the
+// first generation's read-model tables, in a layout migrateV4 drops: a new file now
+// gets its read-model tables from the registered read models at first use.)
 func migrateV1(ctx context.Context, tx *sql.Tx) error {
-	if err := execScript(ctx, tx, schemaV1); err != nil {
-		return err
-	}
-	if err := createGeneration(ctx, tx, 1); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE generations SET current = 1 WHERE gen = 1`); err != nil {
-		return fmt.Errorf("make generation 1 current: %w", err)
-	}
-	return nil
+	return execScript(ctx, tx, schemaV1)
 }
 
 // journalV2 is the journal from schema version 2 on: every row carries its whole event
@@ -197,6 +191,48 @@ func migrateV3(ctx context.Context, tx *sql.Tx) error {
 	return nil
 }
 
+// migrateV4 moves the read models to tables of the registered read models' own
+// declaration (tables.go): every read-model generation of the older layout is dropped,
+// and generations record the signature of the read models they hold. The read models
+// are derived data: the worker rebuilds them from the journal when it first opens the
+// file (app.EnsureReadModels).
+func migrateV4(ctx context.Context, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, `SELECT gen FROM generations`)
+	if err != nil {
+		return fmt.Errorf("list generations: %w", err)
+	}
+	var gens []int
+	for rows.Next() {
+		var g int
+		if err := rows.Scan(&g); err != nil {
+			rows.Close()
+			return err
+		}
+		gens = append(gens, g)
+	}
+	rows.Close()
+	for _, g := range gens {
+		names, err := generationTables(ctx, tx, g)
+		if err != nil {
+			return err
+		}
+		for _, t := range names {
+			if _, err := tx.ExecContext(ctx, `DROP TABLE IF EXISTS `+t); err != nil {
+				return fmt.Errorf("drop %s: %w", t, err)
+			}
+		}
+	}
+	for _, stmt := range []string{
+		`DELETE FROM generations`,
+		`ALTER TABLE generations ADD COLUMN signature TEXT NOT NULL DEFAULT ''`,
+	} {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("%s: %w", stmt, err)
+		}
+	}
+	return nil
+}
+
 // migrate applies the migrations the file lacks, in one write transaction, so that two
 // processes opening a new file at once do not both migrate it.
 func (db *DB) migrate(ctx context.Context) error {
@@ -261,95 +297,4 @@ func firstLine(s string) string {
 		return s[:i]
 	}
 	return s
-}
-
-// genTables names the tables of one read-model generation and holds its statements.
-type genTables struct {
-	gen                                 int
-	sessions, executions, stats, stuckT string
-}
-
-func tablesOf(gen int) genTables {
-	return genTables{
-		gen:        gen,
-		sessions:   fmt.Sprintf("sessions_g%d", gen),
-		executions: fmt.Sprintf("executions_g%d", gen),
-		stats:      fmt.Sprintf("agent_stats_g%d", gen),
-		stuckT:     fmt.Sprintf("stuck_g%d", gen),
-	}
-}
-
-// tableDDL creates the tables of a generation. They are keyed WITHOUT ROWID: one
-// b-tree per table instead of a table and a key index, which is a page less to write
-// per table in every commit, and a bulk load appends to it in key order.
-func (t genTables) tableDDL() []string {
-	return []string{
-		`CREATE TABLE IF NOT EXISTS ` + t.sessions + ` (
-			id      TEXT PRIMARY KEY,
-			version INTEGER NOT NULL,
-			session BLOB NOT NULL -- domain.Session, binary (codec.go)
-		) WITHOUT ROWID`,
-		`CREATE TABLE IF NOT EXISTS ` + t.executions + ` (
-			execution_arn TEXT PRIMARY KEY,
-			agent_name    TEXT NOT NULL,
-			status        TEXT NOT NULL,
-			start_date    TEXT NOT NULL,
-			session_id    TEXT NOT NULL,
-			rank          INTEGER NOT NULL,
-			item          BLOB NOT NULL -- the rest of the executionindex.Item, binary (codec.go)
-		) WITHOUT ROWID`,
-		`CREATE TABLE IF NOT EXISTS ` + t.stats + ` (
-			agent   TEXT NOT NULL,
-			bucket  TEXT NOT NULL,
-			counter TEXT NOT NULL,
-			value   INTEGER NOT NULL,
-			PRIMARY KEY (agent, bucket, counter)
-		) WITHOUT ROWID`,
-		`CREATE TABLE IF NOT EXISTS ` + t.stuckT + ` (
-			session_id    TEXT PRIMARY KEY,
-			next_check_ms INTEGER NOT NULL,
-			entry         BLOB NOT NULL -- the rest of the stuck.Entry, binary (codec.go)
-		) WITHOUT ROWID`,
-	}
-}
-
-// indexDDL creates the secondary indexes, which a bulk load of a fresh generation
-// drops and builds once at the end. Stats have none: a query over all agents scans
-// a table of a few counters per agent and bucket.
-func (t genTables) indexDDL() []string {
-	return []string{
-		// AgentDateIndex and StatusDateIndex of seed 000, plus one by date alone for
-		// unfiltered listings. The ARN makes the order total (the pagination cursor).
-		`CREATE INDEX IF NOT EXISTS ` + t.executions + `_agent_date ON ` + t.executions + ` (agent_name, start_date, execution_arn)`,
-		`CREATE INDEX IF NOT EXISTS ` + t.executions + `_status_date ON ` + t.executions + ` (status, start_date, execution_arn)`,
-		`CREATE INDEX IF NOT EXISTS ` + t.executions + `_date ON ` + t.executions + ` (start_date, execution_arn)`,
-		`CREATE INDEX IF NOT EXISTS ` + t.stuckT + `_next ON ` + t.stuckT + ` (next_check_ms)`,
-	}
-}
-
-// secondaryIndexNames names the indexes of indexDDL.
-func (t genTables) secondaryIndexNames() []string {
-	return []string{
-		t.executions + "_agent_date", t.executions + "_status_date", t.executions + "_date", t.stuckT + "_next",
-	}
-}
-
-func (t genTables) all() []string { return []string{t.sessions, t.executions, t.stats, t.stuckT} }
-
-// createGeneration creates the tables of generation gen (if missing) and records it.
-func createGeneration(ctx context.Context, tx *sql.Tx, gen int) error {
-	if gen < 1 {
-		return fmt.Errorf("generation %d: generations start at 1", gen)
-	}
-	t := tablesOf(gen)
-	for _, ddl := range slices.Concat(t.tableDDL(), t.indexDDL()) {
-		if _, err := tx.ExecContext(ctx, ddl); err != nil {
-			return fmt.Errorf("create generation %d: %q: %w", gen, firstLine(ddl), err)
-		}
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO generations (gen, current, created_at) VALUES (?, 0, ?) ON CONFLICT (gen) DO NOTHING`,
-		gen, time.Now().UnixMilli()); err != nil {
-		return fmt.Errorf("record generation %d: %w", gen, err)
-	}
-	return nil
 }

@@ -22,12 +22,19 @@ func openDB(t testing.TB) *sqlite.DB {
 	return db
 }
 
-func newStores(t *testing.T) storetest.Stores { return storesOn(openDB(t)) }
+func newStores(t *testing.T) storetest.Stores { return storesOn(t, openDB(t)) }
 
-func storesOn(db *sqlite.DB) storetest.Stores {
+// storesOn returns the stores of db with generation 1 of the registered read models
+// current.
+func storesOn(t testing.TB, db *sqlite.DB) storetest.Stores {
+	reg := storetest.Registry(t)
+	gens := sqlite.NewReadModelStore(db, reg, 0)
+	storetest.Prepare(t, gens, reg)
 	return storetest.Stores{
+		Registry:    reg,
 		Journal:     sqlite.NewJournalStore(db),
-		Projection:  sqlite.NewReadModelStore(db, 1),
+		Projection:  sqlite.NewReadModelStore(db, reg, 1),
+		Generations: gens,
 		Alerts:      sqlite.NewAlertStore(db),
 		Checkpoints: sqlite.NewCheckpointStore(db),
 		Quarantine:  sqlite.NewQuarantineStore(db),
@@ -42,8 +49,8 @@ func TestStoreContract(t *testing.T) {
 func TestStoreContractCurrentGeneration(t *testing.T) {
 	storetest.TestProjection(t, func(t *testing.T) storetest.Stores {
 		db := openDB(t)
-		s := storesOn(db)
-		s.Projection = sqlite.NewReadModelStore(db, 0)
+		s := storesOn(t, db)
+		s.Projection = sqlite.NewReadModelStore(db, s.Registry, 0)
 		return s
 	})
 }

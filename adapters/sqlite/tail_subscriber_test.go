@@ -138,7 +138,7 @@ func TestTailSubscriberStartsAfterCheckpoint(t *testing.T) {
 	require.NoError(t, err)
 
 	// The projector commits its position with its writes.
-	store := sqlite.NewReadModelStore(db, 1)
+	store := storesOn(t, db).Projection
 	require.NoError(t, store.Commit(t.Context(), app.Batch{Checkpoint: &app.Checkpoint{Name: "projector", Position: "3"}}))
 
 	sub := newSubscriber(t, db, sqlite.TailSubscriberConfig{CheckpointName: "projector"})

@@ -1,11 +1,11 @@
 package storetest
 
 import (
-	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"math/rand/v2"
-	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -16,15 +16,13 @@ import (
 	"github.com/agentwatch/agentwatch/app"
 	"github.com/agentwatch/agentwatch/domain"
 	"github.com/agentwatch/agentwatch/projections"
-	"github.com/agentwatch/agentwatch/projections/agentstats"
 	"github.com/agentwatch/agentwatch/projections/executionindex"
-	"github.com/agentwatch/agentwatch/projections/stuck"
 )
 
-// TestEndToEnd folds a shuffled journal with duplicates through the store, in small
-// steps by concurrent projectors (LoadSessions, apply, Commit, retry on conflict), and
-// checks that the stored sessions, index items, stats buckets and stuck entries equal
-// those of projections.Model over the clean journal.
+// TestEndToEnd folds a shuffled journal with duplicates through the store with the real
+// projector — concurrent projectors, pages of random sizes, each committed at once —
+// and checks that the stored sessions and every registered read model's rows equal
+// those derived from the clean journal.
 func TestEndToEnd(t *testing.T, newStores Factory) {
 	for _, workers := range []int{1, 4} {
 		t.Run(fmt.Sprintf("%d projectors", workers), func(t *testing.T) {
@@ -41,23 +39,22 @@ func TestEndToEnd(t *testing.T, newStores Factory) {
 			// Through the journal first: what a rebuild reads back folds the same.
 			_, err := s.Journal.Append(ctx, delivered)
 			require.NoError(t, err)
-			var scanned []domain.Event
-			require.NoError(t, s.Journal.Scan(ctx, app.ScanOptions{}, func(b []domain.Event) error {
-				scanned = append(scanned, b...)
-				return nil
-			}))
-			require.Len(t, scanned, len(events))
+			scanned := FoldJournal(t, s.Journal)
+			require.EqualValues(t, len(events), scanned.Events)
 
-			// Then step by step through the projection store.
+			// Then page by page through the projector.
+			logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 			var wg sync.WaitGroup
 			errs := make([]error, workers)
 			for w := range workers {
 				wg.Go(func() {
+					p := app.NewProjector(s.Projection, s.Registry, logger, nil)
+					p.SetClock(func() time.Time { return t0 })
 					r := rand.New(rand.NewPCG(uint64(w), 1))
 					mine := delivered[w*len(delivered)/workers : (w+1)*len(delivered)/workers]
 					for i := 0; i < len(mine); {
-						n := min(1+r.IntN(16), len(mine)-i)
-						if err := projectStep(ctx, s.Projection, mine[i:i+n], t0.UnixMilli()); err != nil {
+						n := min(1+r.IntN(400), len(mine)-i)
+						if err := p.Project(ctx, mine[i:i+n], nil); err != nil {
 							errs[w] = err
 							return
 						}
@@ -69,70 +66,17 @@ func TestEndToEnd(t *testing.T, newStores Factory) {
 			for _, err := range errs {
 				require.NoError(t, err)
 			}
-			compareWithModel(t, s, want)
+			CompareWithModel(t, s, want, projections.Env{NowMs: t0.UnixMilli()})
 		})
 	}
 }
 
-// projectStep is a minimal projector over the ports: it loads the sessions of events,
-// applies them, and commits what changed under the loaded versions, retrying on
-// conflict. Entries the detector no longer watches are deleted.
-func projectStep(ctx context.Context, store Projection, events []domain.Event, nowMs int64) error {
-	byID := map[string][]*domain.Event{}
-	var ids []string
-	for i := range events {
-		id := events[i].SessionID
-		if _, ok := byID[id]; !ok {
-			ids = append(ids, id)
-		}
-		byID[id] = append(byID[id], &events[i])
-	}
-	for attempt := 0; attempt < 100; attempt++ {
-		loaded, err := store.LoadSessions(ctx, ids)
-		if err != nil {
-			return err
-		}
-		var b app.Batch
-		for _, id := range ids {
-			before := loaded[id]
-			after := before.Session.Clone()
-			for _, ev := range byID[id] {
-				after.Apply(ev)
-			}
-			if after.Equal(&before.Session) {
-				continue
-			}
-			b.Sessions = append(b.Sessions, app.SessionWrite{Session: after, Version: before.Version})
-			b.Index = executionindex.Changed(&before.Session, &after, b.Index)
-			cb, okb := agentstats.ContributionOf(&before.Session)
-			ca, oka := agentstats.ContributionOf(&after)
-			b.Stats = append(b.Stats, agentstats.Deltas(&cb, okb, &ca, oka)...)
-			_, watched := stuck.EntryOf(&before.Session)
-			if e, ok := stuck.EntryOf(&after); ok {
-				b.Stuck = append(b.Stuck, app.StuckWrite{Entry: e, NextCheckMs: nowMs})
-			} else if watched {
-				b.Stuck = append(b.Stuck, app.StuckWrite{Entry: e, Delete: true})
-			}
-		}
-		if len(b.Sessions) == 0 {
-			return nil
-		}
-		err = store.Commit(ctx, b)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, domain.ErrConflict) {
-			return err
-		}
-	}
-	return fmt.Errorf("project %d events: too many conflicts", len(events))
-}
-
-// compareWithModel checks every read model of s against the in-memory model.
-func compareWithModel(t *testing.T, s Stores, want *projections.Model) {
+// CompareWithModel checks the stored sessions and every registered read model's rows
+// against those derived from the model's sessions (transient documents aside, and
+// documents compared as JSON with their guard and schedule).
+func CompareWithModel(t testing.TB, s Stores, want *projections.Model, env projections.Env) {
 	t.Helper()
 	ctx := t.Context()
-
 	var ids []string
 	for _, ss := range want.Sessions() {
 		ids = append(ids, ss.ID)
@@ -145,24 +89,68 @@ func compareWithModel(t *testing.T, s Stores, want *projections.Model) {
 		assert.True(t, want.Session(id).Equal(&got), "session %s", id)
 		assert.Positive(t, loaded[id].Version)
 	}
-
-	wantIndex := want.Index()
-	gotIndex := AllItems(t, s.Projection)
-	require.Len(t, gotIndex, len(wantIndex))
-	for i := range wantIndex {
-		assert.True(t, executionindex.Equal(wantIndex[i], gotIndex[i]), "index item %s:\nwant %+v\ngot  %+v", wantIndex[i].ExecutionArn, wantIndex[i], gotIndex[i])
-		assert.NotEmpty(t, gotIndex[i].IndexedAt)
-		one, err := s.Projection.Get(ctx, wantIndex[i].ExecutionArn)
-		require.NoError(t, err)
-		assert.True(t, executionindex.Equal(wantIndex[i], one))
+	ref := want.Derive(s.Registry, env)
+	for _, tb := range s.Registry.Tables() {
+		if tb.Kind == projections.Counters {
+			got, err := s.Projection.ReadCounters(ctx, tb.Name, "", "", "\uffff")
+			require.NoError(t, err)
+			assert.Equal(t, nonEmpty(ref.CounterRows(tb.Name)), nonEmpty(got), "table %s", tb.Name)
+			continue
+		}
+		wantDocs := settled(s.Registry, tb.Name, ref.Documents(tb.Name))
+		gotDocs := settled(s.Registry, tb.Name, AllDocuments(t, s.Projection, tb.Name))
+		require.Len(t, gotDocs, len(wantDocs), "table %s", tb.Name)
+		for k, w := range wantDocs {
+			g, ok := gotDocs[k]
+			if !assert.True(t, ok, "table %s: %s missing", tb.Name, k) {
+				continue
+			}
+			assert.Equal(t, w, g, "table %s: %s", tb.Name, k)
+		}
 	}
+}
 
-	assert.Equal(t, want.Stats(), allStats(t, s))
+func nonEmpty(rows []projections.CounterRow) []projections.CounterRow {
+	if len(rows) == 0 {
+		return nil
+	}
+	return rows
+}
 
-	open, err := s.Projection.OpenEntries(ctx)
-	require.NoError(t, err)
-	sort.Slice(open, func(i, j int) bool { return open[i].SessionID < open[j].SessionID })
-	assert.Equal(t, want.Stuck(), open)
+// settled renders the settled documents of rows as JSON, with guard and schedule, by
+// key. Execution items leave out indexedAt (the write time).
+func settled(reg *projections.Registry, table string, rows []projections.Row) map[string]string {
+	out := map[string]string{}
+	for _, r := range rows {
+		if !reg.Settled(table, r.Doc) {
+			continue
+		}
+		doc := r.Doc
+		if it, ok := doc.(*executionindex.Item); ok {
+			c := *it
+			c.IndexedAt = ""
+			doc = &c
+		}
+		b, _ := json.Marshal(doc)
+		out[r.Key] = fmt.Sprintf("%s guard=%d schedule=%d", b, r.Guard, r.Schedule)
+	}
+	return out
+}
+
+// AllDocuments reads every document of a table, page by page.
+func AllDocuments(t testing.TB, docs projections.DocumentReader, table string) []projections.Row {
+	t.Helper()
+	var out []projections.Row
+	after := ""
+	for {
+		rows, err := docs.ListDocuments(t.Context(), table, after, 500)
+		require.NoError(t, err)
+		out = append(out, rows...)
+		if len(rows) < 500 {
+			return out
+		}
+		after = rows[len(rows)-1].Key
+	}
 }
 
 // AllItems reads every execution-index item of r, page by page, sorted by ARN.
@@ -179,8 +167,16 @@ func AllItems(t testing.TB, r executionindex.Reader) []executionindex.Item {
 		}
 		q.Cursor = page.NextCursor
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ExecutionArn < out[j].ExecutionArn })
+	sortItems(out)
 	return out
+}
+
+func sortItems(items []executionindex.Item) {
+	for i := 1; i < len(items); i++ {
+		for j := i; j > 0 && items[j].ExecutionArn < items[j-1].ExecutionArn; j-- {
+			items[j], items[j-1] = items[j-1], items[j]
+		}
+	}
 }
 
 // FoldJournal folds a whole scan of journal into a model: the reference a rebuild's read

@@ -1,8 +1,9 @@
 package storetest
 
 import (
-	"errors"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -13,23 +14,26 @@ import (
 
 	"github.com/agentwatch/agentwatch/app"
 	"github.com/agentwatch/agentwatch/domain"
+	"github.com/agentwatch/agentwatch/projections"
 	"github.com/agentwatch/agentwatch/projections/agentstats"
 	"github.com/agentwatch/agentwatch/projections/executionindex"
 	"github.com/agentwatch/agentwatch/projections/stuck"
 )
 
 // TestProjection runs the read-model cases: atomic commits under version checks,
-// exactly one winner among concurrent writers, the index rank guard, query order and
-// pagination, stats deltas, stuck-entry scheduling, checkpoints in commits.
+// exactly one winner among concurrent writers, the document guard, index queries,
+// counts and pages, counters, schedules, listing, checkpoints in commits.
 func TestProjection(t *testing.T, newStores Factory) {
 	t.Run("ConflictRollsBackEverything", func(t *testing.T) { testConflictRollsBack(t, newStores(t)) })
 	t.Run("ConcurrentCommitsOneWinner", func(t *testing.T) { testConcurrentCommits(t, newStores(t)) })
-	t.Run("IndexRankGuard", func(t *testing.T) { testRankGuard(t, newStores(t)) })
+	t.Run("DocumentGuard", func(t *testing.T) { testGuard(t, newStores(t)) })
 	t.Run("IndexQuery", func(t *testing.T) { testIndexQuery(t, newStores(t)) })
-	t.Run("StatsDeltasSum", func(t *testing.T) { testStatsDeltas(t, newStores(t)) })
-	t.Run("StatsRange", func(t *testing.T) { testStatsRange(t, newStores(t)) })
-	t.Run("StuckScheduling", func(t *testing.T) { testStuck(t, newStores(t)) })
+	t.Run("Counters", func(t *testing.T) { testCounters(t, newStores(t)) })
+	t.Run("CountersRange", func(t *testing.T) { testCountersRange(t, newStores(t)) })
+	t.Run("Schedules", func(t *testing.T) { testSchedules(t, newStores(t)) })
+	t.Run("ListDocuments", func(t *testing.T) { testList(t, newStores(t)) })
 	t.Run("CheckpointInCommit", func(t *testing.T) { testCheckpointInCommit(t, newStores(t)) })
+	t.Run("LargeBatch", func(t *testing.T) { testLargeBatch(t, newStores(t)) })
 }
 
 var t0 = time.Date(2024, 11, 4, 10, 30, 0, 0, time.UTC)
@@ -44,54 +48,60 @@ func sessionOf(t *testing.T, id string, names ...string) domain.Session {
 	return s
 }
 
-func execItem(arn, agent string, status domain.ExecStatus, redrives int, start time.Time) executionindex.Item {
-	return executionindex.Item{
+func execItem(arn, agent string, status domain.ExecStatus, redrives int, start time.Time) *executionindex.Item {
+	return &executionindex.Item{
 		ExecutionArn: arn, AgentName: agent, Status: string(status), StartDate: domain.FormatTime(start),
 		StateMachineArn: "arn:aws:states:us-east-1:123456789012:stateMachine:" + agent, ExecutionName: arn[len(arn)-6:],
 		SessionID: "session-" + arn[len(arn)-6:], RedriveCount: redrives, LastEventAt: domain.FormatTime(start),
-		Rank: domain.Rank(status, redrives),
+		Outcome: string(domain.OutcomeInProgress), Rank: domain.Rank(status, redrives),
 	}
 }
 
-func counterDelta(agent, bucket string, kv ...any) agentstats.Delta {
-	d := agentstats.Delta{Agent: agent, Bucket: bucket, Counters: agentstats.Counters{}}
+func putItem(it *executionindex.Item) projections.Put {
+	return projections.Put{Table: executionindex.Table, Key: it.ExecutionArn, Doc: it, Guard: it.Rank}
+}
+
+func add(agent, bucket string, kv ...any) projections.Add {
+	a := projections.Add{Table: agentstats.Table, Partition: agent, Sort: bucket, Counters: map[string]int64{}}
 	for i := 0; i < len(kv); i += 2 {
-		d.Counters[kv[i].(string)] = int64(kv[i+1].(int))
+		a.Counters[kv[i].(string)] = int64(kv[i+1].(int))
 	}
-	return d
+	return a
+}
+
+// write commits changes with a fresh session of its own (every commit writes a
+// session: that is what guards it).
+func write(t *testing.T, s Stores, ch projections.Changes) {
+	t.Helper()
+	id := fmt.Sprintf("writer-%d", rand.Uint64())
+	require.NoError(t, s.Projection.Commit(t.Context(), app.Batch{Sessions: []app.SessionChange{{
+		SessionWrite: app.SessionWrite{Session: domain.Session{ID: id}}, Changes: ch}}}))
 }
 
 func allStats(t *testing.T, s Stores) []agentstats.Bucket {
 	t.Helper()
-	var out []agentstats.Bucket
-	for _, g := range []string{agentstats.DayPrefix, agentstats.HourPrefix} {
-		b, err := s.Projection.Stats(t.Context(), app.StatsQuery{Granularity: g})
-		require.NoError(t, err)
-		out = append(out, b...)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Agent != out[j].Agent {
-			return out[i].Agent < out[j].Agent
-		}
-		return out[i].Bucket < out[j].Bucket
-	})
-	return out
+	b, err := agentstats.NewStore(s.Projection).Stats(t.Context(), app.StatsQuery{})
+	require.NoError(t, err)
+	return b
 }
 
 func testConflictRollsBack(t *testing.T, s Stores) {
 	ctx := t.Context()
 	a := sessionOf(t, "session-a", "initiated")
-	require.NoError(t, s.Projection.Commit(ctx, app.Batch{Sessions: []app.SessionWrite{{Session: a}}}))
+	require.NoError(t, s.Projection.Commit(ctx, app.Batch{Sessions: []app.SessionChange{{SessionWrite: app.SessionWrite{Session: a}}}}))
 
 	b := sessionOf(t, "session-b", "initiated")
 	a2 := sessionOf(t, "session-a", "initiated", "invocationStarted")
 	item := execItem("arn:aws:states:us-east-1:123456789012:execution:sm:exec-b", "agent-b", domain.ExecRunning, 0, t0)
+	entry := &stuck.Entry{SessionID: "session-b", Agent: "agent-b"}
 	batch := app.Batch{
 		// b is new and fine, a is stale (stored at version 1, written as if new).
-		Sessions:   []app.SessionWrite{{Session: b}, {Session: a2, Version: 0}},
-		Index:      []executionindex.Item{item},
-		Stats:      []agentstats.Delta{counterDelta("agent-b", "HOUR#2024-11-04T10", agentstats.CounterStarted, 1)},
-		Stuck:      []app.StuckWrite{{Entry: stuck.Entry{SessionID: "session-b", Agent: "agent-b"}, NextCheckMs: 1000}},
+		Sessions: []app.SessionChange{
+			{SessionWrite: app.SessionWrite{Session: b}, Changes: projections.Changes{
+				Puts: []projections.Put{putItem(item), {Table: stuck.Table, Key: "session-b", Doc: entry, Schedule: 1000}},
+				Adds: []projections.Add{add("agent-b", "HOUR#2024-11-04T10", agentstats.CounterStarted, 1)}}},
+			{SessionWrite: app.SessionWrite{Session: a2, Version: 0}},
+		},
 		Checkpoint: &app.Checkpoint{Name: "conflict-test", Position: "42"},
 	}
 	err := s.Projection.Commit(ctx, batch)
@@ -105,22 +115,23 @@ func testConflictRollsBack(t *testing.T, s Stores) {
 	assert.NotZero(t, v1, "a stored session has a version (its value is the store's business)")
 	storedA := loaded["session-a"].Session
 	assert.True(t, storedA.Equal(&a), "the stored session is unchanged")
-	_, err = s.Projection.Get(ctx, item.ExecutionArn)
-	assert.ErrorIs(t, err, domain.ErrNotFound, "no index item")
-	assert.Empty(t, allStats(t, s), "no stats")
-	due, err := s.Projection.DueEntries(ctx, stuck.Never, 100)
+	_, err = s.Projection.GetDocument(ctx, executionindex.Table, item.ExecutionArn)
+	assert.ErrorIs(t, err, domain.ErrNotFound, "no document")
+	assert.Empty(t, allStats(t, s), "no counters")
+	due, err := detector(s).DueEntries(ctx, stuck.Never-1, 100)
 	require.NoError(t, err)
-	assert.Empty(t, due, "no stuck entry")
+	assert.Empty(t, due, "no scheduled document")
 	cp, err := s.Checkpoints.GetCheckpoint(ctx, "conflict-test")
 	require.NoError(t, err)
 	assert.Empty(t, cp, "no checkpoint")
 
 	// A stale update (version moved) conflicts as well.
-	require.NoError(t, s.Projection.Commit(ctx, app.Batch{Sessions: []app.SessionWrite{{Session: a2, Version: v1}}}))
-	err = s.Projection.Commit(ctx, app.Batch{Sessions: []app.SessionWrite{{Session: a2, Version: v1}}})
-	require.ErrorIs(t, err, domain.ErrConflict)
+	up := app.Batch{Sessions: []app.SessionChange{{SessionWrite: app.SessionWrite{Session: a2, Version: v1}}}}
+	require.NoError(t, s.Projection.Commit(ctx, up))
+	require.ErrorIs(t, s.Projection.Commit(ctx, up), domain.ErrConflict)
 	// An update of a session that is not stored conflicts.
-	err = s.Projection.Commit(ctx, app.Batch{Sessions: []app.SessionWrite{{Session: sessionOf(t, "session-c", "initiated"), Version: v1}}})
+	err = s.Projection.Commit(ctx, app.Batch{Sessions: []app.SessionChange{{SessionWrite: app.SessionWrite{
+		Session: sessionOf(t, "session-c", "initiated"), Version: v1}}}})
 	require.ErrorIs(t, err, domain.ErrConflict)
 
 	loaded, err = s.Projection.LoadSessions(ctx, []string{"session-a", "session-c"})
@@ -140,332 +151,321 @@ func testConcurrentCommits(t *testing.T, s Stores) {
 		require.NoError(t, err)
 		return loaded["session-race"]
 	}
-	for round, names := range [][]string{
-		{"initiated", "invocationStarted"},                       // a new session: version 0
-		{"initiated", "invocationStarted", "invocationSucceded"}, // an update at the stored version
-	} {
-		t.Run(fmt.Sprintf("round %d", round), func(t *testing.T) {
-			before := load()
-			sess := sessionOf(t, "session-race", names...)
-			start := make(chan struct{})
-			errs := make([]error, workers)
-			var wg sync.WaitGroup
-			for i := range workers {
-				wg.Go(func() {
-					<-start
-					errs[i] = s.Projection.Commit(ctx, app.Batch{
-						Sessions: []app.SessionWrite{{Session: sess, Version: before.Version}},
-						Stats:    []agentstats.Delta{counterDelta("race-agent", "DAY#2024-11-04", agentstats.CounterStarted, 1)},
-					})
-				})
-			}
-			close(start)
-			wg.Wait()
-			wins := 0
-			for _, err := range errs {
-				if err == nil {
-					wins++
-					continue
-				}
-				assert.ErrorIs(t, err, domain.ErrConflict)
-			}
-			assert.Equal(t, 1, wins, "exactly one commit succeeds")
-			stats, err := s.Projection.Stats(ctx, app.StatsQuery{AgentName: "race-agent", Granularity: agentstats.DayPrefix})
-			require.NoError(t, err)
-			require.Len(t, stats, 1)
-			assert.Equal(t, int64(round+1), stats[0].Counters[agentstats.CounterStarted], "the counter moved once per winning commit")
-			after := load()
-			assert.NotEqual(t, before.Version, after.Version)
-			assert.True(t, after.Session.Equal(&sess))
+	base := sessionOf(t, "session-race", "initiated")
+	require.NoError(t, s.Projection.Commit(ctx, app.Batch{Sessions: []app.SessionChange{{SessionWrite: app.SessionWrite{Session: base}}}}))
+	v := load()
+
+	var wg sync.WaitGroup
+	errs := make([]error, workers)
+	for i := range workers {
+		wg.Go(func() {
+			next := v.Session.Clone()
+			ev := seedEvent(t, "invocationStarted", "session-race")
+			ev.Timestamp = ev.Timestamp.Add(time.Duration(i) * time.Millisecond)
+			next.Apply(&ev)
+			errs[i] = s.Projection.Commit(ctx, app.Batch{Sessions: []app.SessionChange{{
+				SessionWrite: app.SessionWrite{Session: next, Version: v.Version},
+				Changes:      projections.Changes{Adds: []projections.Add{add("race-agent", "DAY#2024-11-04", "started", 1)}},
+			}}})
 		})
 	}
+	wg.Wait()
+	won := 0
+	for _, err := range errs {
+		if err == nil {
+			won++
+		} else {
+			require.ErrorIs(t, err, domain.ErrConflict)
+		}
+	}
+	assert.Equal(t, 1, won, "exactly one of %d concurrent commits at one version wins", workers)
+	stats, err := agentstats.NewStore(s.Projection).Stats(ctx, app.StatsQuery{AgentName: "race-agent", Granularity: agentstats.DayPrefix})
+	require.NoError(t, err)
+	require.Len(t, stats, 1)
+	assert.EqualValues(t, 1, stats[0].Counters["started"], "the winner's counters counted once")
 }
 
-func testRankGuard(t *testing.T, s Stores) {
+// testGuard: a put replaces a stored document only if the stored guard is at most its
+// own — across commits, within one batch, and within one session's changes.
+func testGuard(t *testing.T, s Stores) {
 	ctx := t.Context()
-	arn := "arn:aws:states:us-east-1:123456789012:execution:sm:exec-1"
-	commit := func(it executionindex.Item) {
+	index := executionindex.NewStore(s.Projection)
+	arn := "arn:aws:states:us-east-1:123456789012:execution:sm:guard1"
+	status := func() (string, int) {
 		t.Helper()
-		require.NoError(t, s.Projection.Commit(ctx, app.Batch{Index: []executionindex.Item{it}}))
-	}
-	get := func() executionindex.Item {
-		t.Helper()
-		it, err := s.Projection.Get(ctx, arn)
+		it, err := index.Get(ctx, arn)
 		require.NoError(t, err)
-		return it
+		return it.Status, it.RedriveCount
 	}
-	_, err := s.Projection.Get(ctx, arn)
-	require.ErrorIs(t, err, domain.ErrNotFound)
-
-	running := execItem(arn, "agent-a", domain.ExecRunning, 0, t0)
-	commit(running)
-	got := get()
-	assert.True(t, executionindex.Equal(running, got), "got %+v", got)
-	assert.NotEmpty(t, got.IndexedAt, "indexedAt is stamped")
-
-	succeeded := execItem(arn, "agent-a", domain.ExecSucceeded, 0, t0)
-	stop := domain.FormatTime(t0.Add(45 * time.Second))
-	d := 45.0
-	succeeded.StopDate, succeeded.DurationSeconds = stop, &d
-	commit(succeeded)
-	assert.True(t, executionindex.Equal(succeeded, get()))
-
-	commit(running) // a late RUNNING
-	assert.True(t, executionindex.Equal(succeeded, get()), "a late RUNNING never overwrites a terminal status")
-
-	failed := execItem(arn, "agent-a", domain.ExecFailed, 0, t0)
-	commit(failed) // higher rank within the attempt: resolves an impossible tie the same way
-	assert.True(t, executionindex.Equal(failed, get()))
-
-	redriven := execItem(arn, "agent-a", domain.ExecRunning, 1, t0)
-	commit(redriven)
-	assert.True(t, executionindex.Equal(redriven, get()), "a redrive reopens")
-
-	commit(succeeded) // the first attempt's status, late
-	assert.True(t, executionindex.Equal(redriven, get()))
-
-	same := redriven
-	same.LastEventAt = domain.FormatTime(t0.Add(time.Minute))
-	commit(same) // equal rank replaces
-	assert.True(t, executionindex.Equal(same, get()))
-
-	page, err := s.Projection.Query(ctx, executionindex.Query{Status: string(domain.ExecSucceeded)})
+	for _, step := range []struct {
+		status  domain.ExecStatus
+		redrive int
+		want    domain.ExecStatus
+		wantR   int
+	}{
+		{domain.ExecRunning, 0, domain.ExecRunning, 0},
+		{domain.ExecSucceeded, 0, domain.ExecSucceeded, 0},
+		{domain.ExecRunning, 0, domain.ExecSucceeded, 0}, // a late RUNNING
+		{domain.ExecFailed, 0, domain.ExecFailed, 0},     // a terminal status of higher rank
+		{domain.ExecRunning, 1, domain.ExecRunning, 1},   // a redrive reopens
+		{domain.ExecRunning, 0, domain.ExecRunning, 1},
+	} {
+		write(t, s, projections.Changes{Puts: []projections.Put{putItem(execItem(arn, "a", step.status, step.redrive, t0))}})
+		st, r := status()
+		assert.Equal(t, string(step.want), st)
+		assert.Equal(t, step.wantR, r)
+	}
+	it, err := index.Get(ctx, arn)
 	require.NoError(t, err)
-	assert.Empty(t, page.Items, "the status index follows the item")
-	page, err = s.Projection.Query(ctx, executionindex.Query{Status: string(domain.ExecRunning)})
+	assert.Equal(t, domain.Rank(domain.ExecRunning, 1), it.Rank, "the guard comes back as the item's rank")
+
+	// Several puts of one document in one batch, in any order: the highest guard wins.
+	arn2 := "arn:aws:states:us-east-1:123456789012:execution:sm:guard2"
+	write(t, s, projections.Changes{Puts: []projections.Put{
+		putItem(execItem(arn2, "a", domain.ExecSucceeded, 0, t0)), putItem(execItem(arn2, "a", domain.ExecRunning, 0, t0))}})
+	it, err = index.Get(ctx, arn2)
 	require.NoError(t, err)
-	require.Len(t, page.Items, 1)
-	assert.True(t, executionindex.Equal(same, page.Items[0]))
+	assert.Equal(t, string(domain.ExecSucceeded), it.Status)
 }
 
+// testIndexQuery: listings through every index, merged across partitions, in
+// (startDate, key) order both ways, paged with cursors at every page size, with date
+// bounds and filters, counted by status and outcome, and found by name.
 func testIndexQuery(t *testing.T, s Stores) {
 	ctx := t.Context()
-	agents := []string{"agent-a", "agent-b", "agent-c"}
-	statuses := []domain.ExecStatus{domain.ExecRunning, domain.ExecSucceeded, domain.ExecFailed, domain.ExecTimedOut}
-	var all []executionindex.Item
-	for i := range 45 {
-		// Every third pair shares a start date: the ARN breaks the tie.
-		start := t0.Add(time.Duration(i/2*17) * time.Minute)
-		arn := fmt.Sprintf("arn:aws:states:us-east-1:123456789012:execution:sm:ex%04d", (i*7919)%10000)
-		all = append(all, execItem(arn, agents[i%3], statuses[i%4], 0, start))
+	r := rand.New(rand.NewPCG(7, 7))
+	outcomes := []domain.Outcome{domain.OutcomeCompleted, domain.OutcomeInProgress, domain.OutcomeBackgroundTaskFailed, domain.OutcomeMissingCompletion}
+	var all []*executionindex.Item
+	for i := range 60 {
+		arn := fmt.Sprintf("arn:aws:states:us-east-1:123456789012:execution:sm:e%05d", i)
+		st := domain.ExecStatuses[r.IntN(3)]
+		// Ties: several executions share a start.
+		it := execItem(arn, fmt.Sprintf("agent-%d", r.IntN(3)), st, 0, t0.Add(time.Duration(r.IntN(20))*time.Minute))
+		it.Outcome = string(outcomes[r.IntN(len(outcomes))])
+		it.ExecutionName = fmt.Sprintf("name-%d", i%7)
+		all = append(all, it)
 	}
-	// Committed in a few batches.
-	for i := 0; i < len(all); i += 10 {
-		require.NoError(t, s.Projection.Commit(ctx, app.Batch{Index: all[i:min(i+10, len(all))]}))
+	var puts []projections.Put
+	for _, it := range all {
+		puts = append(puts, putItem(it))
 	}
-
-	expect := func(q executionindex.Query) []executionindex.Item {
-		var out []executionindex.Item
-		for i := range all {
-			if q.Match(&all[i]) {
-				out = append(out, all[i])
+	for lo := 0; lo < len(puts); lo += 10 {
+		write(t, s, projections.Changes{Puts: puts[lo:min(lo+10, len(puts))]})
+	}
+	index := executionindex.NewStore(s.Projection)
+	from, to := t0.Add(5*time.Minute), t0.Add(14*time.Minute)
+	queries := []executionindex.Query{
+		{},
+		{AgentName: "agent-1"},
+		{Status: string(domain.ExecSucceeded)},
+		{AgentName: "agent-2", Status: string(domain.ExecRunning)},
+		{Outcomes: []string{string(domain.OutcomeMissingCompletion)}},
+		{Outcomes: []string{string(domain.OutcomeCompleted), string(domain.OutcomeBackgroundTaskFailed)}},
+		{AgentName: "agent-0", Outcomes: []string{string(domain.OutcomeInProgress), string(domain.OutcomeCompleted)}},
+		{Status: string(domain.ExecFailed), Outcomes: []string{string(domain.OutcomeCompleted)}},
+		{From: from, To: to},
+		{AgentName: "agent-1", From: from},
+		{Status: string(domain.ExecRunning), To: to},
+		{Outcomes: []string{string(domain.OutcomeInProgress)}, From: from, To: to},
+	}
+	for qi, base := range queries {
+		var want []*executionindex.Item
+		for _, it := range all {
+			if base.AgentName != "" && it.AgentName != base.AgentName || base.Status != "" && it.Status != base.Status ||
+				len(base.Outcomes) > 0 && !slices.Contains(base.Outcomes, it.Outcome) ||
+				!base.From.IsZero() && it.StartDate < domain.FormatTime(base.From) || !base.To.IsZero() && it.StartDate > domain.FormatTime(base.To) {
+				continue
 			}
+			want = append(want, it)
 		}
-		sort.Slice(out, func(i, j int) bool {
-			a, b := out[i], out[j]
-			less := a.StartDate < b.StartDate || (a.StartDate == b.StartDate && a.ExecutionArn < b.ExecutionArn)
-			if q.Ascending {
-				return less
-			}
-			return !less
-		})
-		return out
-	}
-	mid, late := t0.Add(60*time.Minute), t0.Add(240*time.Minute)
-	cases := []struct {
-		name string
-		q    executionindex.Query
-	}{
-		{"everything, newest first", executionindex.Query{}},
-		{"everything, oldest first", executionindex.Query{Ascending: true}},
-		{"by agent (AgentDateIndex)", executionindex.Query{AgentName: "agent-b"}},
-		{"by status (StatusDateIndex)", executionindex.Query{Status: "FAILED"}},
-		{"by agent and status", executionindex.Query{AgentName: "agent-a", Status: "RUNNING"}},
-		{"by agent over a date range", executionindex.Query{AgentName: "agent-c", From: mid, To: late}},
-		{"by status from a date, oldest first", executionindex.Query{Status: "SUCCEEDED", From: mid, Ascending: true}},
-		{"up to a date", executionindex.Query{To: mid}},
-		{"range bounds are inclusive", executionindex.Query{From: t0, To: t0}},
-		{"unknown agent", executionindex.Query{AgentName: "nobody"}},
-	}
-	for _, tc := range cases {
-		for _, limit := range []int{1, 4, 50} {
-			t.Run(fmt.Sprintf("%s, pages of %d", tc.name, limit), func(t *testing.T) {
-				want := expect(tc.q)
-				q := tc.q
-				q.Limit = limit
-				var got []executionindex.Item
+		for _, asc := range []bool{false, true} {
+			sorted := slices.Clone(want)
+			sort.Slice(sorted, func(i, j int) bool {
+				a, b := sorted[i], sorted[j]
+				if a.StartDate != b.StartDate {
+					return (a.StartDate < b.StartDate) == asc
+				}
+				return (a.ExecutionArn < b.ExecutionArn) == asc
+			})
+			for _, limit := range []int{1, 7, executionindex.MaxLimit} {
+				q := base
+				q.Ascending, q.Limit = asc, limit
+				var got []string
 				for pages := 0; ; pages++ {
-					require.Less(t, pages, len(all)+2, "pagination does not end")
-					page, err := s.Projection.Query(ctx, q)
+					require.Less(t, pages, 100)
+					page, err := index.Query(ctx, q)
 					require.NoError(t, err)
-					assert.LessOrEqual(t, len(page.Items), limit)
-					got = append(got, page.Items...)
+					require.LessOrEqual(t, len(page.Items), limit)
+					for _, it := range page.Items {
+						got = append(got, it.ExecutionArn)
+					}
 					if page.NextCursor == "" {
 						break
 					}
 					q.Cursor = page.NextCursor
 				}
-				require.Len(t, got, len(want))
-				for i := range want {
-					assert.True(t, executionindex.Equal(want[i], got[i]), "item %d: want %s got %s", i, want[i].ExecutionArn, got[i].ExecutionArn)
+				wantArns := make([]string, len(sorted))
+				for i, it := range sorted {
+					wantArns[i] = it.ExecutionArn
 				}
-			})
+				require.Equal(t, wantArns, got, "query %d %+v ascending=%v limit %d", qi, base, asc, limit)
+			}
 		}
-	}
-
-	t.Run("invalid query", func(t *testing.T) {
-		_, err := s.Projection.Query(ctx, executionindex.Query{Status: "DONE"})
-		assert.ErrorIs(t, err, domain.ErrInvalid)
-		_, err = s.Projection.Query(ctx, executionindex.Query{Limit: executionindex.MaxLimit + 1})
-		assert.ErrorIs(t, err, domain.ErrInvalid)
-	})
-	t.Run("default limit", func(t *testing.T) {
-		page, err := s.Projection.Query(ctx, executionindex.Query{})
+		counts, err := index.Count(ctx, base)
 		require.NoError(t, err)
-		assert.Len(t, page.Items, min(len(all), executionindex.DefaultLimit))
-	})
-}
-
-func testStatsDeltas(t *testing.T, s Stores) {
-	ctx := t.Context()
-	const hour, day = "HOUR#2024-11-04T10", "DAY#2024-11-04"
-	commit := func(ds ...agentstats.Delta) {
-		t.Helper()
-		require.NoError(t, s.Projection.Commit(ctx, app.Batch{Stats: ds}))
+		assert.EqualValues(t, len(want), counts.Total, "query %d total", qi)
+		byStatus, byOutcome := map[string]int64{}, map[string]int64{}
+		for _, it := range want {
+			byStatus[it.Status]++
+			byOutcome[it.Outcome]++
+		}
+		assert.Equal(t, byStatus, counts.ByStatus, "query %d by status", qi)
+		assert.Equal(t, byOutcome, counts.ByOutcome, "query %d by outcome", qi)
 	}
-	commit(counterDelta("agent-a", hour, "started", 1, "status.RUNNING", 1),
-		counterDelta("agent-a", day, "started", 1, "status.RUNNING", 1))
-	commit(counterDelta("agent-a", hour, "started", 1, "status.RUNNING", 1))
-	commit(counterDelta("agent-a", hour, "status.RUNNING", -1, "status.SUCCEEDED", 1, "dur.12", 1),
-		counterDelta("agent-b", hour, "started", 1))
-
-	want := []agentstats.Bucket{
-		{Agent: "agent-a", Bucket: day, Counters: agentstats.Counters{"started": 1, "status.RUNNING": 1}},
-		{Agent: "agent-a", Bucket: hour, Counters: agentstats.Counters{"started": 2, "status.RUNNING": 1, "status.SUCCEEDED": 1, "dur.12": 1}},
-		{Agent: "agent-b", Bucket: hour, Counters: agentstats.Counters{"started": 1}},
-	}
-	assert.Equal(t, want, allStats(t, s))
-
-	// Counters that reach zero disappear, and so do buckets with none left.
-	commit(counterDelta("agent-a", hour, "status.RUNNING", -1, "status.SUCCEEDED", 1),
-		counterDelta("agent-b", hour, "started", -1))
-	want[1].Counters = agentstats.Counters{"started": 2, "status.SUCCEEDED": 2, "dur.12": 1}
-	assert.Equal(t, want[:2], allStats(t, s))
-
-	hourOnly, err := s.Projection.Stats(ctx, app.StatsQuery{AgentName: "agent-a", Granularity: agentstats.HourPrefix})
+	named, err := index.ByName(ctx, "name-3", 100)
 	require.NoError(t, err)
-	assert.Equal(t, want[1:2], hourOnly)
-	st := agentstats.StatsOf(hourOnly[0].Agent, hourOnly[0].Bucket, hourOnly[0].Counters)
-	assert.Equal(t, int64(2), st.Started)
-	assert.Equal(t, int64(2), st.Statuses["SUCCEEDED"])
+	n := 0
+	for _, it := range all {
+		if it.ExecutionName == "name-3" {
+			n++
+		}
+	}
+	assert.Len(t, named, n, "found by name")
+	_, err = index.Query(ctx, executionindex.Query{Status: "DONE"})
+	require.ErrorIs(t, err, domain.ErrInvalid)
+	_, err = index.Query(ctx, executionindex.Query{Outcomes: []string{"fine"}})
+	require.ErrorIs(t, err, domain.ErrInvalid)
+	_, err = index.Query(ctx, executionindex.Query{Cursor: "not-a-cursor"})
+	require.ErrorIs(t, err, domain.ErrInvalid)
 }
 
-func testStatsRange(t *testing.T, s Stores) {
+func testCounters(t *testing.T, s Stores) {
+	write(t, s, projections.Changes{Adds: []projections.Add{
+		add("agent-a", "DAY#2024-11-04", "started", 2, "status.RUNNING", 2),
+		add("agent-a", "HOUR#2024-11-04T10", "started", 2),
+		add("agent-a", "DAY#2024-11-04", "started", 1), // the same row twice in a batch
+		add("agent-b", "DAY#2024-11-04", "error.KeyError: 'x' [#]", 1),
+	}})
+	write(t, s, projections.Changes{Adds: []projections.Add{
+		add("agent-a", "DAY#2024-11-04", "status.RUNNING", -2, "status.SUCCEEDED", 2),
+		add("agent-b", "DAY#2024-11-04", "error.KeyError: 'x' [#]", -1),
+	}})
+	got := allStats(t, s)
+	require.Equal(t, []agentstats.Bucket{
+		{Agent: "agent-a", Bucket: "DAY#2024-11-04", Counters: agentstats.Counters{"started": 3, "status.SUCCEEDED": 2}},
+		{Agent: "agent-a", Bucket: "HOUR#2024-11-04T10", Counters: agentstats.Counters{"started": 2}},
+	}, got, "counters sum; one back at zero is gone, and a row with none left")
+}
+
+func testCountersRange(t *testing.T, s Stores) {
 	ctx := t.Context()
-	var ds []agentstats.Delta
-	for _, agent := range []string{"agent-a", "agent-b"} {
-		for _, h := range []string{"HOUR#2024-11-04T09", "HOUR#2024-11-04T10", "HOUR#2024-11-04T11", "HOUR#2024-11-05T00"} {
-			ds = append(ds, counterDelta(agent, h, "started", 1))
-		}
-		for _, d := range []string{"DAY#2024-11-03", "DAY#2024-11-04", "DAY#2024-11-05"} {
-			ds = append(ds, counterDelta(agent, d, "started", 2))
+	var adds []projections.Add
+	for _, agent := range []string{"a1", "a2"} {
+		for h := range 48 {
+			at := t0.Add(time.Duration(h) * time.Hour)
+			adds = append(adds, add(agent, agentstats.HourKey(at.UnixMilli()), "started", 1), add(agent, agentstats.DayKey(at.UnixMilli()), "started", 1))
 		}
 	}
-	require.NoError(t, s.Projection.Commit(ctx, app.Batch{Stats: ds}))
-	keys := func(bs []agentstats.Bucket) []string {
-		var out []string
-		for _, b := range bs {
-			out = append(out, b.Agent+" "+b.Bucket)
-		}
-		return out
-	}
-	at := func(h, m int) time.Time { return time.Date(2024, 11, 4, h, m, 0, 0, time.UTC) }
-	cases := []struct {
-		name string
-		q    app.StatsQuery
-		want []string
+	write(t, s, projections.Changes{Adds: adds})
+	stats := agentstats.NewStore(s.Projection)
+	for _, tc := range []struct {
+		q       app.StatsQuery
+		buckets int
 	}{
-		{"one agent's hours", app.StatsQuery{AgentName: "agent-a", Granularity: agentstats.HourPrefix},
-			[]string{"agent-a HOUR#2024-11-04T09", "agent-a HOUR#2024-11-04T10", "agent-a HOUR#2024-11-04T11", "agent-a HOUR#2024-11-05T00"}},
-		{"hours starting in [10:00, 11:00]", app.StatsQuery{AgentName: "agent-b", Granularity: agentstats.HourPrefix, From: at(10, 0), To: at(11, 0)},
-			[]string{"agent-b HOUR#2024-11-04T10", "agent-b HOUR#2024-11-04T11"}},
-		{"a bucket starting before From is out", app.StatsQuery{AgentName: "agent-a", Granularity: agentstats.HourPrefix, From: at(10, 30), To: at(11, 59)},
-			[]string{"agent-a HOUR#2024-11-04T11"}},
-		{"all agents' days from a day", app.StatsQuery{Granularity: agentstats.DayPrefix, From: at(0, 0)},
-			[]string{"agent-a DAY#2024-11-04", "agent-a DAY#2024-11-05", "agent-b DAY#2024-11-04", "agent-b DAY#2024-11-05"}},
-		{"days up to a time within a day", app.StatsQuery{AgentName: "agent-a", Granularity: agentstats.DayPrefix, To: at(12, 0)},
-			[]string{"agent-a DAY#2024-11-03", "agent-a DAY#2024-11-04"}},
-		{"unknown agent", app.StatsQuery{AgentName: "nobody", Granularity: agentstats.DayPrefix}, nil},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := s.Projection.Stats(ctx, tc.q)
-			require.NoError(t, err)
-			assert.Equal(t, tc.want, keys(got))
-		})
+		{app.StatsQuery{Granularity: agentstats.HourPrefix}, 96},
+		{app.StatsQuery{Granularity: agentstats.DayPrefix}, 6},
+		{app.StatsQuery{AgentName: "a1", Granularity: agentstats.DayPrefix}, 3},
+		{app.StatsQuery{AgentName: "a2", Granularity: agentstats.HourPrefix, From: t0.Truncate(time.Hour).Add(2 * time.Hour), To: t0.Add(5 * time.Hour)}, 4},
+		{app.StatsQuery{AgentName: "a2", Granularity: agentstats.HourPrefix, From: t0.Truncate(time.Hour).Add(2*time.Hour + time.Minute), To: t0.Add(5 * time.Hour)}, 3},
+		{app.StatsQuery{}, 102},
+	} {
+		got, err := stats.Stats(ctx, tc.q)
+		require.NoError(t, err)
+		assert.Len(t, got, tc.buckets, "%+v", tc.q)
+		assert.True(t, sort.SliceIsSorted(got, func(i, j int) bool {
+			return got[i].Agent < got[j].Agent || got[i].Agent == got[j].Agent && got[i].Bucket < got[j].Bucket
+		}))
 	}
 }
 
-func testStuck(t *testing.T, s Stores) {
+func testSchedules(t *testing.T, s Stores) {
 	ctx := t.Context()
-	entry := func(id string) stuck.Entry {
-		return stuck.Entry{SessionID: id, Agent: "agent-a", LastStatus: domain.StatusBackgroundTaskStarted,
-			LastEventMs: t0.UnixMilli(), Stage: domain.StageBackgroundTask, StageStartMs: t0.UnixMilli(), Outcome: domain.OutcomeInProgress}
+	det := detector(s)
+	entry := func(id string) *stuck.Entry {
+		return &stuck.Entry{SessionID: id, Agent: "a", Stage: domain.StageInvocation}
 	}
-	require.NoError(t, s.Projection.Commit(ctx, app.Batch{Stuck: []app.StuckWrite{
-		{Entry: entry("s1"), NextCheckMs: 100},
-		{Entry: entry("s2"), NextCheckMs: 200},
-		{Entry: entry("s3"), NextCheckMs: stuck.Never},
-		{Entry: entry("s0"), NextCheckMs: 200},
-	}}))
+	sched := func(id string, at int64) projections.Put {
+		return projections.Put{Table: stuck.Table, Key: id, Doc: entry(id), Schedule: at}
+	}
+	write(t, s, projections.Changes{Puts: []projections.Put{sched("s0", stuck.Never), sched("s1", 100), sched("s2", 200), sched("s3", 200)}})
+	due, err := det.DueEntries(ctx, 150, 10)
+	require.NoError(t, err)
+	require.Len(t, due, 1)
+	assert.Equal(t, "s1", due[0].Entry.SessionID)
+	assert.EqualValues(t, 100, due[0].NextCheckMs)
+	due, err = det.DueEntries(ctx, 200, 10)
+	require.NoError(t, err)
+	require.Len(t, due, 3)
+	assert.Equal(t, []string{"s1", "s2", "s3"}, []string{due[0].Entry.SessionID, due[1].Entry.SessionID, due[2].Entry.SessionID})
+	due, err = det.DueEntries(ctx, 200, 1)
+	require.NoError(t, err)
+	require.Len(t, due, 1)
 
-	ids := func(ds []app.DueEntry) []string {
-		var out []string
-		for _, d := range ds {
-			out = append(out, fmt.Sprintf("%s@%d", d.Entry.SessionID, d.NextCheckMs))
+	n, err := det.Reschedule(ctx, []projections.Move{
+		{Key: "s1", Prev: 100, Next: 300},
+		{Key: "s2", Prev: 999, Next: 400},     // changed meanwhile: skipped
+		{Key: "nobody", Prev: 100, Next: 400}, // gone: skipped
+		{Key: "s3", Prev: 200, Delete: true},
+	})
+	require.NoError(t, err)
+	assert.Equal(t, 2, n)
+	due, err = det.DueEntries(ctx, 350, 10)
+	require.NoError(t, err)
+	var ids []string
+	for _, d := range due {
+		ids = append(ids, d.Entry.SessionID)
+	}
+	assert.Equal(t, []string{"s2", "s1"}, ids, "earliest first; s3 dropped; s0 is never due")
+	_, err = s.Projection.GetDocument(ctx, stuck.Table, "s3")
+	assert.ErrorIs(t, err, domain.ErrNotFound)
+	_, err = s.Projection.GetDocument(ctx, stuck.Table, "s0")
+	assert.NoError(t, err, "a document scheduled never is stored, only never due")
+	due, err = det.DueEntries(ctx, stuck.Never-1, 10)
+	require.NoError(t, err)
+	assert.Len(t, due, 2)
+	write(t, s, projections.Changes{Deletes: []projections.Delete{{Table: stuck.Table, Key: "s0"}}})
+	_, err = s.Projection.GetDocument(ctx, stuck.Table, "s0")
+	assert.ErrorIs(t, err, domain.ErrNotFound, "a delete")
+}
+
+func testList(t *testing.T, s Stores) {
+	ctx := t.Context()
+	var puts []projections.Put
+	want := map[string]bool{}
+	for i := range 37 {
+		id := fmt.Sprintf("list-%03d", i)
+		want[id] = true
+		puts = append(puts, projections.Put{Table: stuck.Table, Key: id, Doc: &stuck.Entry{SessionID: id}, Schedule: int64(i)})
+	}
+	write(t, s, projections.Changes{Puts: puts})
+	got := map[string]bool{}
+	after := ""
+	for pages := 0; ; pages++ {
+		require.Less(t, pages, 20)
+		rows, err := s.Projection.ListDocuments(ctx, stuck.Table, after, 10)
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(rows), 10)
+		for _, r := range rows {
+			require.False(t, got[r.Key], "%s listed twice", r.Key)
+			got[r.Key] = true
+			assert.Equal(t, r.Key, r.Doc.(*stuck.Entry).SessionID)
 		}
-		return out
+		if len(rows) < 10 {
+			break
+		}
+		after = rows[len(rows)-1].Key
 	}
-	due, err := s.Projection.DueEntries(ctx, 150, 10)
-	require.NoError(t, err)
-	assert.Equal(t, []string{"s1@100"}, ids(due))
-	assert.Equal(t, entry("s1"), due[0].Entry)
-
-	due, err = s.Projection.DueEntries(ctx, 200, 10)
-	require.NoError(t, err)
-	assert.Len(t, due, 3)
-	assert.Equal(t, "s1@100", ids(due)[0], "earliest first")
-	due, err = s.Projection.DueEntries(ctx, 200, 1)
-	require.NoError(t, err)
-	assert.Equal(t, []string{"s1@100"}, ids(due), "limit")
-
-	require.NoError(t, s.Projection.SetNextCheck(ctx, "s1", 100, 300))
-	err = s.Projection.SetNextCheck(ctx, "s1", 100, 400)
-	require.ErrorIs(t, err, domain.ErrConflict, "the entry moved since it was read")
-	err = s.Projection.SetNextCheck(ctx, "nobody", 100, 400)
-	require.ErrorIs(t, err, domain.ErrConflict)
-	due, err = s.Projection.DueEntries(ctx, 250, 10)
-	require.NoError(t, err)
-	assert.ElementsMatch(t, []string{"s0@200", "s2@200"}, ids(due))
-
-	// A commit rewrites the entry: the detector's stale view loses.
-	changed := entry("s2")
-	changed.LastStatus = domain.StatusBackgroundTaskCompleted
-	require.NoError(t, s.Projection.Commit(ctx, app.Batch{Stuck: []app.StuckWrite{{Entry: changed, NextCheckMs: 250}}}))
-	require.ErrorIs(t, s.Projection.DeleteEntry(ctx, "s2", 200), domain.ErrConflict)
-	require.NoError(t, s.Projection.DeleteEntry(ctx, "s2", 250))
-	require.ErrorIs(t, s.Projection.DeleteEntry(ctx, "s2", 250), domain.ErrConflict, "already gone")
-
-	// A commit deletes an entry.
-	require.NoError(t, s.Projection.Commit(ctx, app.Batch{Stuck: []app.StuckWrite{{Entry: entry("s0"), Delete: true}}}))
-
-	open, err := s.Projection.OpenEntries(ctx)
-	require.NoError(t, err)
-	sort.Slice(open, func(i, j int) bool { return open[i].SessionID < open[j].SessionID })
-	assert.Equal(t, []stuck.Entry{entry("s1"), entry("s3")}, open)
-	due, err = s.Projection.DueEntries(ctx, stuck.Never-1, 10)
-	require.NoError(t, err)
-	assert.Equal(t, []string{"s1@300"}, ids(due), "Never is never due")
+	assert.Equal(t, want, got, "every document once")
 }
 
 func testCheckpointInCommit(t *testing.T, s Stores) {
@@ -473,19 +473,52 @@ func testCheckpointInCommit(t *testing.T, s Stores) {
 	require.NoError(t, s.Projection.Commit(ctx, app.Batch{Checkpoint: &app.Checkpoint{Name: "projector", Position: "17"}}))
 	cp, err := s.Checkpoints.GetCheckpoint(ctx, "projector")
 	require.NoError(t, err)
-	assert.Equal(t, "17", cp)
-
-	sess := sessionOf(t, "session-cp", "initiated")
-	require.NoError(t, s.Projection.Commit(ctx, app.Batch{
-		Sessions:   []app.SessionWrite{{Session: sess}},
-		Checkpoint: &app.Checkpoint{Name: "projector", Position: "18"},
-	}))
-	err = s.Projection.Commit(ctx, app.Batch{
-		Sessions:   []app.SessionWrite{{Session: sess}},
-		Checkpoint: &app.Checkpoint{Name: "projector", Position: "19"},
-	})
-	require.True(t, errors.Is(err, domain.ErrConflict))
+	assert.Equal(t, "17", cp, "a commit of nothing but a checkpoint")
+	a := sessionOf(t, "cp-session", "initiated")
+	require.NoError(t, s.Projection.Commit(ctx, app.Batch{Sessions: []app.SessionChange{{SessionWrite: app.SessionWrite{Session: a}}},
+		Checkpoint: &app.Checkpoint{Name: "projector", Position: "18"}}))
+	err = s.Projection.Commit(ctx, app.Batch{Sessions: []app.SessionChange{{SessionWrite: app.SessionWrite{Session: a}}},
+		Checkpoint: &app.Checkpoint{Name: "projector", Position: "19"}})
+	require.ErrorIs(t, err, domain.ErrConflict)
 	cp, err = s.Checkpoints.GetCheckpoint(ctx, "projector")
 	require.NoError(t, err)
-	assert.Equal(t, "18", cp, "a failed commit leaves the checkpoint")
+	assert.Equal(t, "18", cp, "the checkpoint of a failed commit is not stored")
+	require.NoError(t, s.Checkpoints.DeleteCheckpoint(ctx, "projector"))
+	cp, err = s.Checkpoints.GetCheckpoint(ctx, "projector")
+	require.NoError(t, err)
+	assert.Empty(t, cp)
+}
+
+// testLargeBatch: a batch of more sessions and writes than a DynamoDB transaction holds
+// lands whole, every counter summed once.
+func testLargeBatch(t *testing.T, s Stores) {
+	ctx := t.Context()
+	var b app.Batch
+	for i := range 120 {
+		id := fmt.Sprintf("big-%03d", i)
+		it := execItem(fmt.Sprintf("arn:aws:states:us-east-1:123456789012:execution:sm:big%03d", i), "big-agent", domain.ExecRunning, 0, t0)
+		b.Sessions = append(b.Sessions, app.SessionChange{SessionWrite: app.SessionWrite{Session: sessionOf(t, id, "initiated")},
+			Changes: projections.Changes{Puts: []projections.Put{putItem(it)},
+				Adds: []projections.Add{add("big-agent", "DAY#2024-11-04", "started", 1), add("big-agent", "HOUR#2024-11-04T10", "started", 1)}}})
+	}
+	b.Checkpoint = &app.Checkpoint{Name: "big", Position: "120"}
+	require.NoError(t, s.Projection.Commit(ctx, b))
+	stats := allStats(t, s)
+	require.Len(t, stats, 2)
+	for _, bk := range stats {
+		assert.EqualValues(t, 120, bk.Counters["started"], bk.Bucket)
+	}
+	n, err := executionindex.NewStore(s.Projection).Count(ctx, executionindex.Query{AgentName: "big-agent"})
+	require.NoError(t, err)
+	assert.EqualValues(t, 120, n.Total)
+	cp, err := s.Checkpoints.GetCheckpoint(ctx, "big")
+	require.NoError(t, err)
+	assert.Equal(t, "120", cp)
+	ids := make([]string, 120)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("big-%03d", i)
+	}
+	loaded, err := s.Projection.LoadSessions(ctx, ids)
+	require.NoError(t, err)
+	assert.Len(t, loaded, 120)
 }

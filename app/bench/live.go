@@ -19,6 +19,7 @@ import (
 
 	"github.com/agentwatch/agentwatch/domain"
 	"github.com/agentwatch/agentwatch/projections"
+	"github.com/agentwatch/agentwatch/projections/executionindex"
 )
 
 // LiveConfig configures a live run.
@@ -98,8 +99,10 @@ func Expected(ctx context.Context, lines [][]byte) (map[string]string, error) {
 		m.Apply(ev)
 	}
 	out := map[string]string{}
-	for _, it := range m.Index() {
-		out[it.ExecutionArn] = it.Status
+	for _, s := range m.Sessions() {
+		for _, it := range executionindex.ItemsOf(s, nil) {
+			out[it.ExecutionArn] = it.Status
+		}
 	}
 	return out, nil
 }

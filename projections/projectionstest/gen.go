@@ -6,6 +6,8 @@ package projectionstest
 import (
 	"fmt"
 	"math/rand/v2"
+	"reflect"
+	"testing"
 	"time"
 
 	"github.com/agentwatch/agentwatch/domain"
@@ -132,4 +134,38 @@ func appendSession(r *rand.Rand, out []domain.Event, id, agent string) []domain.
 		exec(domain.ExecSucceeded, 1, t, "")
 	}
 	return out
+}
+
+// RequireAllSet fails when a field of v (a struct, recursively through structs, arrays
+// and slices of structs) is zero: codec round-trip tests must exercise every field, so
+// that a field added to a type and forgotten by its codec fails them.
+func RequireAllSet(t testing.TB, v reflect.Value, path string) {
+	t.Helper()
+	switch v.Kind() {
+	case reflect.Struct:
+		if v.Type() == reflect.TypeFor[time.Time]() {
+			if v.IsZero() {
+				t.Fatalf("%s is zero", path)
+			}
+			return
+		}
+		for i := range v.NumField() {
+			RequireAllSet(t, v.Field(i), path+"."+v.Type().Field(i).Name)
+		}
+	case reflect.Slice:
+		if v.Len() == 0 {
+			t.Fatalf("%s is empty", path)
+		}
+		for i := range v.Len() {
+			RequireAllSet(t, v.Index(i), path)
+		}
+	case reflect.Array:
+		for i := range v.Len() {
+			RequireAllSet(t, v.Index(i), path)
+		}
+	default:
+		if v.IsZero() {
+			t.Fatalf("%s is zero", path)
+		}
+	}
 }
