@@ -18,8 +18,10 @@ var errStop = errors.New("stop")
 // EnsureReadModels makes the current generation hold the registered read models. A
 // store with no generation yet gets its first; a generation built for other read models
 // (one was added, removed, or changed its version) is rebuilt from the journal when
-// rebuild is given — the embedded backend does so before serving — and otherwise gets
-// the tables it lacks, with a warning that only `agentwatch rebuild` fills them.
+// rebuild is given — the embedded backend does so before serving — and otherwise left
+// as it is with a warning: in AWS mode creating tables and rebuilding are deployment
+// steps (`agentwatch migrate`, `agentwatch rebuild`), not something every worker does
+// at start.
 func EnsureReadModels(ctx context.Context, reg *projections.Registry, gens GenerationStore, journal JournalScanner,
 	rebuild *Rebuilder, logger *slog.Logger) error {
 	want := reg.Signature()
@@ -48,10 +50,7 @@ func EnsureReadModels(ctx context.Context, reg *projections.Registry, gens Gener
 		return nil
 	}
 	if rebuild == nil {
-		if err := gens.CreateGeneration(ctx, cur, sig); err != nil {
-			return err
-		}
-		logger.Warn("the read models of the current generation are not the registered ones; new tables are empty until `agentwatch rebuild` runs",
+		logger.Warn("the read models of the current generation are not the registered ones: run `agentwatch migrate`, then `agentwatch rebuild`",
 			"generation", cur, "built", sig, "registered", want)
 		return nil
 	}

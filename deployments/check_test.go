@@ -3,13 +3,13 @@ package deployments_test
 import (
 	"fmt"
 	"maps"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	awdynamodb "github.com/agentwatch/agentwatch/adapters/dynamodb"
+	"github.com/agentwatch/agentwatch/app"
 )
 
 // The template-vs-code check. Each check function returns the problems it finds as
@@ -134,7 +134,7 @@ func (s *stackShape) resourcesFor(role, action string) (keys []string, ok bool) 
 }
 
 // stackShape is what the check knows of one evaluation of the template: the deployment's
-// table names by the code's own naming (adapters/dynamodb.Config.TablesOf), and which
+// table names by the code's own naming (adapters/dynamodb.Config.TableRoles), and which
 // resources are the status-change queue, its dead-letter queue and the alert topic.
 type stackShape struct {
 	e       *evaluator
@@ -167,12 +167,16 @@ func newStackShape(tpl cfnTemplate, params map[string]string) *stackShape {
 	journal, _ := e.params["JournalTableName"].(string)
 	cfg := awdynamodb.Config{TablePrefix: s.prefix, JournalTable: journal}
 	cfg.SetDefaults()
-	g1, g2 := reflect.ValueOf(cfg.TablesOf(1)), reflect.ValueOf(cfg.TablesOf(2))
-	for i := range g1.NumField() {
-		field := g1.Type().Field(i).Name
-		s.tables[g1.Field(i).String()] = field
-		if g1.Field(i).String() != g2.Field(i).String() {
-			s.gens[field] = true
+	reg, err := app.NewRegistry(app.Config{})
+	if err != nil {
+		s.problems = append(s.problems, err.Error())
+		return s
+	}
+	g1, g2 := cfg.TableRoles(reg, 1), cfg.TableRoles(reg, 2)
+	for role, name := range g1 {
+		s.tables[name] = role
+		if name != g2[role] {
+			s.gens[role] = true
 		}
 	}
 	for _, res := range e.resources("AWS::DynamoDB::Table") {

@@ -3,7 +3,6 @@ package deployments_test
 import (
 	"context"
 	"fmt"
-	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -37,14 +36,13 @@ func codeTables(t *testing.T) (string, map[string]tableSchema) {
 		cfg := awdynamodb.Config{TablePrefix: dynamotest.TablePrefix(t, client)}
 		cfg.SetDefaults()
 		codeTablesPrefix = cfg.TablePrefix
-		if _, err := awdynamodb.Migrate(t.Context(), client, cfg, nil); err != nil {
+		reg := dynamotest.Registry(t)
+		if _, err := awdynamodb.Migrate(t.Context(), client, cfg, reg, nil); err != nil {
 			codeTablesErr = fmt.Errorf("migrate: %w", err)
 			return
 		}
 		codeTablesByName = map[string]tableSchema{}
-		tables := reflect.ValueOf(cfg.TablesOf(1))
-		for i := range tables.NumField() {
-			name := tables.Field(i).String()
+		for _, name := range cfg.TableRoles(reg, 1) {
 			ts, err := describeTable(t.Context(), client, name)
 			if err != nil {
 				codeTablesErr = err

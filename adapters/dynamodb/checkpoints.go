@@ -54,3 +54,12 @@ func (s *CheckpointStore) SetCheckpoint(ctx context.Context, name, position stri
 	}
 	return nil
 }
+
+// DeleteCheckpoint removes the checkpoint name; removing one that is not there does
+// nothing.
+func (s *CheckpointStore) DeleteCheckpoint(ctx context.Context, name string) error {
+	if _, err := s.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &s.table, Key: controlKey(pkCheckpoint, name)}); err != nil {
+		return fmt.Errorf("delete checkpoint %s: %w", name, edge(err))
+	}
+	return nil
+}

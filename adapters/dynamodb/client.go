@@ -78,6 +78,7 @@ var writeOperations = map[string]bool{
 type RequestCounter struct {
 	mu       sync.Mutex
 	calls    map[string]int64
+	items    int64
 	attempts atomic.Int64
 }
 
@@ -93,6 +94,11 @@ type RequestCounts struct {
 	// Writes is the number of calls of writing operations (PutItem, UpdateItem,
 	// DeleteItem, BatchWriteItem, TransactWriteItems).
 	Writes int64 `json:"writes"`
+	// WrittenItems is the number of items the writing calls wrote (or asked to write):
+	// one per PutItem, UpdateItem or DeleteItem, every request of a BatchWriteItem,
+	// every Put, Update or Delete of a TransactWriteItems (a ConditionCheck writes
+	// nothing). What DynamoDB bills write units for, transactions at two per item.
+	WrittenItems int64 `json:"writtenItems"`
 	// Attempts is the number of HTTP requests sent, retries included.
 	Attempts int64 `json:"attempts"`
 }
@@ -101,7 +107,7 @@ type RequestCounts struct {
 func (c *RequestCounter) Snapshot() RequestCounts {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s := RequestCounts{Calls: maps.Clone(c.calls), Attempts: c.attempts.Load()}
+	s := RequestCounts{Calls: maps.Clone(c.calls), Attempts: c.attempts.Load(), WrittenItems: c.items}
 	for op, n := range c.calls {
 		s.Total += n
 		if writeOperations[op] {
@@ -114,7 +120,7 @@ func (c *RequestCounter) Snapshot() RequestCounts {
 // Sub returns the counts between an earlier snapshot and s.
 func (s RequestCounts) Sub(earlier RequestCounts) RequestCounts {
 	d := RequestCounts{Calls: map[string]int64{}, Total: s.Total - earlier.Total, Writes: s.Writes - earlier.Writes,
-		Attempts: s.Attempts - earlier.Attempts}
+		WrittenItems: s.WrittenItems - earlier.WrittenItems, Attempts: s.Attempts - earlier.Attempts}
 	for op, n := range s.Calls {
 		if v := n - earlier.Calls[op]; v != 0 {
 			d.Calls[op] = v
@@ -130,8 +136,10 @@ func (c *RequestCounter) AddToStack(stack *middleware.Stack) error {
 	err := stack.Initialize.Add(middleware.InitializeMiddlewareFunc("agentwatchCountCalls",
 		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 			op := middleware.GetOperationName(ctx)
+			n := writtenItems(in.Parameters)
 			c.mu.Lock()
 			c.calls[op]++
+			c.items += n
 			c.mu.Unlock()
 			return next.HandleInitialize(ctx, in)
 		}), middleware.Before)
@@ -152,4 +160,27 @@ func (c *RequestCounter) AddToStack(stack *middleware.Stack) error {
 // WithRequestCounter is a client option that counts the client's requests in c.
 func WithRequestCounter(c *RequestCounter) func(*dynamodb.Options) {
 	return func(o *dynamodb.Options) { o.APIOptions = append(o.APIOptions, c.AddToStack) }
+}
+
+// writtenItems counts the items a call's input writes.
+func writtenItems(params any) int64 {
+	switch in := params.(type) {
+	case *dynamodb.PutItemInput, *dynamodb.UpdateItemInput, *dynamodb.DeleteItemInput:
+		return 1
+	case *dynamodb.BatchWriteItemInput:
+		var n int64
+		for _, reqs := range in.RequestItems {
+			n += int64(len(reqs))
+		}
+		return n
+	case *dynamodb.TransactWriteItemsInput:
+		var n int64
+		for _, it := range in.TransactItems {
+			if it.Put != nil || it.Update != nil || it.Delete != nil {
+				n++
+			}
+		}
+		return n
+	}
+	return 0
 }

@@ -25,12 +25,13 @@ func TestConfig(t *testing.T) {
 	assert.Equal(t, "agentwatch-journal", cfg.JournalTable)
 	assert.Equal(t, 90*24*time.Hour, cfg.TTL)
 	assert.Equal(t, 16, cfg.StuckShards)
-	assert.Equal(t, awdynamodb.Tables{Journal: "agentwatch-journal", Executions: "agentwatch-executions", Sessions: "agentwatch-sessions",
-		AgentStats: "agentwatch-agent-stats", Stuck: "agentwatch-stuck", Alerts: "agentwatch-alerts", Control: "agentwatch-control",
-		Quarantine: "agentwatch-quarantine"}, cfg.TablesOf(1))
+	assert.Equal(t, awdynamodb.Tables{Journal: "agentwatch-journal", Sessions: "agentwatch-sessions",
+		Alerts: "agentwatch-alerts", Control: "agentwatch-control", Quarantine: "agentwatch-quarantine"}, cfg.TablesOf(1))
+	assert.Equal(t, "agentwatch-executions", cfg.ReadModelTable("executions", 1), "seed 000's table")
+	assert.Equal(t, "agentwatch-agent-stats", cfg.ReadModelTable("agent_stats", 1))
 	g3 := cfg.TablesOf(3)
-	assert.Equal(t, "agentwatch-executions-g3", g3.Executions)
-	assert.Equal(t, "agentwatch-stuck-g3", g3.Stuck)
+	assert.Equal(t, "agentwatch-executions-g3", cfg.ReadModelTable("executions", 3))
+	assert.Equal(t, "agentwatch-sessions-g3", g3.Sessions)
 	assert.Equal(t, "agentwatch-alerts", g3.Alerts, "only read models have generations")
 
 	cfg = awdynamodb.Config{TablePrefix: "prod", JournalTable: "agents-table-dev"}
@@ -101,11 +102,11 @@ func TestModule(t *testing.T) {
 		journal app.JournalAppender
 		counter *awdynamodb.RequestCounter
 	)
-	a := fxtest.New(t, awdynamodb.Module,
-		fx.Supply(cfg, slog.New(slog.DiscardHandler)),
+	a := fxtest.New(t, awdynamodb.Module, app.CoreModule,
+		fx.Supply(cfg, app.Config{}, slog.New(slog.DiscardHandler)),
 		fx.Populate(&reader, &journal, &counter),
 		fx.Invoke(func(app.JournalReader, app.JournalScanner, app.ProjectionStore, app.StatsReader, app.StuckStore,
-			app.AlertStore, app.CheckpointStore, app.Quarantine) {
+			app.AlertStore, app.CheckpointStore, app.Quarantine, app.GenerationStore) {
 		}),
 	)
 	a.RequireStart()
@@ -117,8 +118,8 @@ func TestModule(t *testing.T) {
 }
 
 func TestModuleGraph(t *testing.T) {
-	require.NoError(t, fx.ValidateApp(awdynamodb.Module, fx.NopLogger,
-		fx.Supply(awdynamodb.Config{}, slog.New(slog.DiscardHandler)),
+	require.NoError(t, fx.ValidateApp(awdynamodb.Module, app.CoreModule, fx.NopLogger,
+		fx.Supply(awdynamodb.Config{}, app.Config{}, slog.New(slog.DiscardHandler)),
 		fx.Invoke(func(app.JournalAppender, app.JournalReader, app.JournalScanner, app.ProjectionStore, executionindex.Reader,
 			app.StatsReader, app.StuckStore, app.AlertStore, app.CheckpointStore, app.Quarantine, *awdynamodb.RequestCounter) {
 		})))

@@ -4,7 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
+
+	"github.com/agentwatch/agentwatch/projections"
 )
 
 // Defaults of Config.
@@ -20,10 +23,11 @@ const (
 // Config configures the DynamoDB backend. The zero value plus SetDefaults is a working
 // configuration.
 type Config struct {
-	// TablePrefix starts the name of every table agentwatch owns:
-	// "<prefix>-executions", "<prefix>-sessions", "<prefix>-agent-stats",
-	// "<prefix>-stuck", "<prefix>-alerts", "<prefix>-control", "<prefix>-quarantine"
-	// (read-model tables of generation N > 1 end in "-g<N>"). Default "agentwatch".
+	// TablePrefix starts the name of every table agentwatch owns: "<prefix>-sessions",
+	// "<prefix>-alerts", "<prefix>-control", "<prefix>-quarantine", and one per table of
+	// every registered read model, named after it with '-' for '_'
+	// ("<prefix>-executions", "<prefix>-agent-stats", "<prefix>-stuck", ...);
+	// read-model tables of generation N > 1 end in "-g<N>". Default "agentwatch".
 	TablePrefix string
 	// JournalTable is the journal's table. Default "<prefix>-journal"; point it at the
 	// table your agents already write (e.g. "agents-table-dev"): its key must be PK
@@ -34,10 +38,11 @@ type Config struct {
 	// seconds). Default 90 days (seed 000). Sessions, stats, alerts and the journal never
 	// expire.
 	TTL time.Duration
-	// StuckShards is the number of partitions of the stuck table's DueIndex
-	// ("shard#0" … "shard#<n-1>", from a hash of the session id), so that due entries
-	// are found without a hot partition. Default 16. Changing it strands entries in
-	// shards no longer queried: rebuild the read models after a change.
+	// StuckShards is the number of partitions of every index over a whole read-model
+	// table — the stuck table's DueIndex — ("shard#0" … "shard#<n-1>", from a hash of
+	// the key), so that such an index is read without a hot partition. Default 16.
+	// Changing it strands documents in shards no longer queried: rebuild the read models
+	// after a change.
 	StuckShards int
 	// ScanSegments is how many segments a journal scan (rebuild) reads in parallel.
 	// Default 4.
@@ -82,9 +87,9 @@ var (
 	prefixRE    = regexp.MustCompile(`^[a-zA-Z0-9_.-]+$`)
 )
 
-// longestSuffix is the longest suffix agentwatch appends to the prefix, with room for a
-// generation number.
-const longestSuffix = len("-agent-stats-g") + 10
+// longestSuffix is the longest suffix agentwatch appends to the prefix: a read model's
+// table name (at most 48 characters), with room for a generation number.
+const longestSuffix = 1 + 48 + len("-g") + 10
 
 // Validate checks the configuration (after SetDefaults), naming every bad field.
 func (c *Config) Validate() error {
@@ -113,19 +118,13 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Tables names the tables of one deployment, with the read-model tables of one
-// generation.
+// Tables names the tables of one deployment, with the sessions table of one
+// generation. The read models' own tables are named by ReadModelTable.
 type Tables struct {
 	// Journal is the session journal (PK, SK), with a stream.
 	Journal string
-	// Executions is the execution index (executionArn; AgentDateIndex, StatusDateIndex).
-	Executions string
 	// Sessions holds the session aggregates and their versions (sessionId).
 	Sessions string
-	// AgentStats holds the stats buckets (agentName, bucket).
-	AgentStats string
-	// Stuck holds the stuck-detector entries (sessionId; DueIndex).
-	Stuck string
 	// Alerts is the alert outbox (sessionId, kind; PendingIndex, RaisedIndex).
 	Alerts string
 	// Control holds checkpoints, the current generation and leases (PK, SK).
@@ -138,25 +137,44 @@ type Tables struct {
 // base names, generation N > 1 the base names plus "-g<N>".
 func (c *Config) TablesOf(gen int) Tables {
 	p := c.TablePrefix
-	genName := func(base string) string {
-		if gen <= 1 {
-			return base
-		}
-		return fmt.Sprintf("%s-g%d", base, gen)
-	}
 	return Tables{
 		Journal:    c.JournalTable,
-		Executions: genName(p + "-executions"),
-		Sessions:   genName(p + "-sessions"),
-		AgentStats: genName(p + "-agent-stats"),
-		Stuck:      genName(p + "-stuck"),
+		Sessions:   generationName(p+"-sessions", gen),
 		Alerts:     p + "-alerts",
 		Control:    p + "-control",
 		Quarantine: p + "-quarantine",
 	}
 }
 
-// generationTables lists the read-model tables of a generation.
-func (t Tables) generationTables() []string {
-	return []string{t.Executions, t.Sessions, t.AgentStats, t.Stuck}
+// ReadModelTable names the DynamoDB table of a read model's table in generation gen:
+// the prefix, '-', the table's name with '-' for '_' (so that "executions" is seed
+// 000's table).
+func (c *Config) ReadModelTable(name string, gen int) string {
+	return generationName(c.TablePrefix+"-"+strings.ReplaceAll(name, "_", "-"), gen)
+}
+
+func generationName(base string, gen int) string {
+	if gen <= 1 {
+		return base
+	}
+	return fmt.Sprintf("%s-g%d", base, gen)
+}
+
+// TableRoles names every table of a deployment with the read models of reg, in
+// generation gen, by role: "Journal", "Sessions", "Alerts", "Control", "Quarantine",
+// and each read model's table by its name in CamelCase ("Executions", "AgentStats",
+// "Stuck", ...). Deployment checks compare a template's tables with it.
+func (c *Config) TableRoles(reg *projections.Registry, gen int) map[string]string {
+	t := c.TablesOf(gen)
+	out := map[string]string{"Journal": t.Journal, "Sessions": t.Sessions, "Alerts": t.Alerts, "Control": t.Control, "Quarantine": t.Quarantine}
+	for _, rt := range reg.Tables() {
+		role := ""
+		for _, part := range strings.Split(rt.Name, "_") {
+			if part != "" {
+				role += strings.ToUpper(part[:1]) + part[1:]
+			}
+		}
+		out[role] = c.ReadModelTable(rt.Name, gen)
+	}
+	return out
 }

@@ -22,7 +22,8 @@ import (
 //	                            live commits record the sessions they change for it
 //	REBUILD#<gen> / SESSION#<id> changes: how many live commits changed the session
 //	                            while generation gen was being built
-//	GENERATION / GEN#<gen>      gen, createdAt: a generation whose tables exist
+//	GENERATION / GEN#<gen>      gen, createdAt, signature: a generation whose tables
+//	                            exist, and the read models it was built for
 //	CHECKPOINT / <name>         position, updatedAt: a feed position
 //	COUNTER    / <name>         value: a sequence (quarantine ids)
 //	LEASE#<streamArn> / <shard> owner, counter, checkpoint, parentIds: stream shard
@@ -36,6 +37,7 @@ const (
 	attrBuilding  = "building"
 	attrChanges   = "changes"
 	attrCreatedAt = "createdAt"
+	attrSignature = "signature"
 	attrPosition  = "position"
 	attrUpdatedAt = "updatedAt"
 	attrValue     = "value"
@@ -103,15 +105,16 @@ func readGenerationState(ctx context.Context, client *dynamodb.Client, control s
 // generation is (a worker started right after the stack was deployed, before anyone ran
 // `agentwatch migrate`), and returns the current generation. It is one conditional
 // write; concurrent callers agree on the result.
-func EnsureCurrentGeneration(ctx context.Context, client *dynamodb.Client, cfg Config) (int, error) {
+func EnsureCurrentGeneration(ctx context.Context, client *dynamodb.Client, cfg Config, signature string) (int, error) {
 	cfg.SetDefaults()
-	gen, _, err := ensureCurrentGeneration(ctx, client, cfg.TablesOf(1).Control)
+	gen, _, err := ensureCurrentGeneration(ctx, client, cfg.TablesOf(1).Control, signature)
 	return gen, err
 }
 
 // ensureCurrentGeneration returns the current generation, making generation 1 current
-// when none is (created reports that).
-func ensureCurrentGeneration(ctx context.Context, client *dynamodb.Client, control string) (gen int, created bool, err error) {
+// when none is (created reports that), recorded as built for the read models of
+// signature (a new deployment's read models are its tables, empty).
+func ensureCurrentGeneration(ctx context.Context, client *dynamodb.Client, control, signature string) (gen int, created bool, err error) {
 	gen, err = readCurrentGeneration(ctx, client, control)
 	if !errors.Is(err, domain.ErrNotFound) {
 		return gen, false, err
@@ -124,7 +127,7 @@ func ensureCurrentGeneration(ctx context.Context, client *dynamodb.Client, contr
 	current := controlKey(pkGeneration, skCurrent)
 	current[attrGen], current[attrUpdatedAt] = num(1), now
 	record := controlKey(pkGeneration, generationSK(1))
-	record[attrGen], record[attrCreatedAt] = num(1), now
+	record[attrGen], record[attrCreatedAt], record[attrSignature] = num(1), now, str(signature)
 	_, err = client.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
 		{Put: &types.Put{TableName: &control, Item: current, ConditionExpression: absent.Condition(),
 			ExpressionAttributeNames: absent.Names()}},

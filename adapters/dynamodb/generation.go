@@ -12,17 +12,25 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/agentwatch/agentwatch/app"
 	"github.com/agentwatch/agentwatch/domain"
 )
 
-// CurrentGeneration returns the generation that serves reads (a consistent read of the
-// control table).
-func (s *ReadModelStore) CurrentGeneration(ctx context.Context) (int, error) {
-	gen, err := readCurrentGeneration(ctx, s.client, s.cfg.TablesOf(1).Control)
+// CurrentGeneration returns the generation that serves reads and the signature of the
+// read models it was built for (consistent reads of the control table);
+// domain.ErrNotFound (wrapped) when none is recorded.
+func (s *ReadModelStore) CurrentGeneration(ctx context.Context) (int, string, error) {
+	control := s.cfg.TablesOf(1).Control
+	gen, err := readCurrentGeneration(ctx, s.client, control)
 	if err != nil {
-		return 0, fmt.Errorf("current generation: %w", err)
+		return 0, "", fmt.Errorf("current generation: %w", err)
 	}
-	return gen, nil
+	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{TableName: &control, Key: controlKey(pkGeneration, generationSK(gen)),
+		ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return 0, "", fmt.Errorf("current generation: %w", edge(err))
+	}
+	return gen, stringOf(out.Item, attrSignature), nil
 }
 
 // Generations lists the generations that exist, in order.
@@ -50,15 +58,15 @@ func (s *ReadModelStore) Generations(ctx context.Context) ([]int, error) {
 	return out, nil
 }
 
-// CreateGeneration creates the (empty) read-model tables of generation gen (>= 1) and
-// records it, waiting until the tables are active. Creating one that exists checks it
-// and does nothing else.
-func (s *ReadModelStore) CreateGeneration(ctx context.Context, gen int) error {
+// CreateGeneration creates the (empty) tables of generation gen (>= 1) for the
+// registered read models — the missing ones, when it exists — and records it with
+// signature (set once, when first recorded), waiting until the tables are active.
+func (s *ReadModelStore) CreateGeneration(ctx context.Context, gen int, signature string) error {
 	if gen < 1 {
 		return fmt.Errorf("create generation %d: generations start at 1", gen)
 	}
 	m := &migrator{client: s.client, logger: s.logger}
-	for _, spec := range generationSpecs(s.cfg.TablesOf(gen)) {
+	for _, spec := range generationSpecs(&s.cfg, s.reg, gen) {
 		if err := m.ensureTable(ctx, spec); err != nil {
 			return fmt.Errorf("create generation %d: %w", gen, err)
 		}
@@ -66,6 +74,7 @@ func (s *ReadModelStore) CreateGeneration(ctx context.Context, gen int) error {
 	control := s.cfg.TablesOf(1).Control
 	record := controlKey(pkGeneration, generationSK(gen))
 	record[attrGen], record[attrCreatedAt] = num(int64(gen)), num(time.Now().UnixMilli())
+	record[attrSignature] = str(signature)
 	e, err := conditionOf(expression.AttributeNotExists(expression.Name(attrPK)))
 	if err != nil {
 		return fmt.Errorf("create generation %d: %w", gen, err)
@@ -114,14 +123,15 @@ func (s *ReadModelStore) SwitchGeneration(ctx context.Context, gen int) error {
 // generation cannot be dropped (domain.ErrConflict); dropping one that does not exist
 // does nothing.
 func (s *ReadModelStore) DropGeneration(ctx context.Context, gen int) error {
-	current, err := s.CurrentGeneration(ctx)
+	current, _, err := s.CurrentGeneration(ctx)
 	if err != nil && !errors.Is(err, domain.ErrNotFound) {
 		return fmt.Errorf("drop generation %d: %w", gen, err)
 	}
 	if current == gen {
 		return fmt.Errorf("drop generation %d: it serves reads: %w", gen, domain.ErrConflict)
 	}
-	for _, table := range s.cfg.TablesOf(gen).generationTables() {
+	for _, spec := range generationSpecs(&s.cfg, s.reg, gen) {
+		table := spec.name
 		_, err := s.client.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(table)})
 		if err != nil && !isTableMissing(err) {
 			return fmt.Errorf("drop generation %d: delete table %s: %w", gen, table, err)
@@ -136,4 +146,9 @@ func (s *ReadModelStore) DropGeneration(ctx context.Context, gen int) error {
 		return fmt.Errorf("drop generation %d: %w", gen, err)
 	}
 	return nil
+}
+
+// ProjectionStoreOf is the projection store of generation gen.
+func (s *ReadModelStore) ProjectionStoreOf(gen int) app.ProjectionStore {
+	return &ReadModelStore{client: s.client, cfg: s.cfg, reg: s.reg, gen: gen, logger: s.logger, now: s.now}
 }

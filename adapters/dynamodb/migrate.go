@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/agentwatch/agentwatch/projections"
 )
 
 // maxTableWait bounds how long Migrate waits for one table or index to become active.
@@ -48,15 +50,17 @@ var ErrSchemaMismatch = errors.New("schema mismatch")
 // Migrate creates what is missing and checks what exists, for the tables of cfg: the
 // journal (key PK+SK; its stream is enabled with NEW_IMAGE if the table has none —
 // e.g. an agents table that predates agentwatch), the alert outbox, control and
-// quarantine tables, and the read-model tables of the current generation (generation 1
-// is made current on first run), with every GSI, TTL attribute (expiresAt) and stream.
+// quarantine tables, and the tables of the current generation for the registered read
+// models (generation 1 is made current on first run), with every GSI (added to an
+// existing table when a read model declares a new index), TTL attribute (expiresAt) and
+// stream.
 // New tables are PAY_PER_REQUEST. Migrate waits until what it created is active (the
 // SDK's TableExistsWaiter) and is idempotent: a second run creates nothing.
 //
 // Key schemas that differ from agentwatch's are reported as errors matching
 // ErrSchemaMismatch (joined, after everything else was checked); the Report is
 // returned in every case.
-func Migrate(ctx context.Context, client *dynamodb.Client, cfg Config, logger *slog.Logger) (Report, error) {
+func Migrate(ctx context.Context, client *dynamodb.Client, cfg Config, reg *projections.Registry, logger *slog.Logger) (Report, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return Report{}, fmt.Errorf("migrate: %w", err)
@@ -75,7 +79,7 @@ func Migrate(ctx context.Context, client *dynamodb.Client, cfg Config, logger *s
 			errs = append(errs, err)
 		}
 	}
-	gen, created, err := ensureCurrentGeneration(ctx, client, base.Control)
+	gen, created, err := ensureCurrentGeneration(ctx, client, base.Control, reg.Signature())
 	if err != nil {
 		return m.report, fmt.Errorf("migrate: %w", errors.Join(append(errs, err)...))
 	}
@@ -83,7 +87,7 @@ func Migrate(ctx context.Context, client *dynamodb.Client, cfg Config, logger *s
 	if created {
 		m.report.Created = append(m.report.Created, fmt.Sprintf("read-model generation %d (current) in %s", gen, base.Control))
 	}
-	for _, spec := range generationSpecs(cfg.TablesOf(gen)) {
+	for _, spec := range generationSpecs(&cfg, reg, gen) {
 		if err := m.ensureTable(ctx, spec); err != nil {
 			if !errors.Is(err, ErrSchemaMismatch) {
 				return m.report, fmt.Errorf("migrate: %w", err)

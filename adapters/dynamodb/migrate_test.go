@@ -27,25 +27,27 @@ func TestMigrate(t *testing.T) {
 	cfg := awdynamodb.Config{TablePrefix: dynamotest.TablePrefix(t, c)}
 	cfg.SetDefaults()
 	tables := cfg.TablesOf(1)
+	executions, stats, stuckT := cfg.ReadModelTable("executions", 1), cfg.ReadModelTable("agent_stats", 1), cfg.ReadModelTable("stuck", 1)
 
-	first, err := awdynamodb.Migrate(ctx, c, cfg, nil)
+	first, err := awdynamodb.Migrate(ctx, c, cfg, dynamotest.Registry(t), nil)
 	require.NoError(t, err)
 	assert.Equal(t, 1, first.Generation)
-	for _, tb := range []string{tables.Journal, tables.Executions, tables.Sessions, tables.AgentStats, tables.Stuck, tables.Alerts, tables.Control, tables.Quarantine} {
+	for _, tb := range []string{tables.Journal, executions, tables.Sessions, stats, stuckT, tables.Alerts, tables.Control, tables.Quarantine} {
 		assert.Contains(t, first.Created, "table "+tb)
 	}
 	for _, want := range []string{
-		"index AgentDateIndex on " + tables.Executions, "index StatusDateIndex on " + tables.Executions,
-		"index DueIndex on " + tables.Stuck, "index PendingIndex on " + tables.Alerts, "index RaisedIndex on " + tables.Alerts,
+		"index AgentDateIndex on " + executions, "index StatusDateIndex on " + executions,
+		"index OutcomeDateIndex on " + executions, "index NameDateIndex on " + executions,
+		"index DueIndex on " + stuckT, "index PendingIndex on " + tables.Alerts, "index RaisedIndex on " + tables.Alerts,
 		"stream (NEW_IMAGE) on " + tables.Journal,
-		"TTL on attribute expiresAt of " + tables.Executions, "TTL on attribute expiresAt of " + tables.Stuck,
+		"TTL on attribute expiresAt of " + executions, "TTL on attribute expiresAt of " + stuckT,
 		"read-model generation 1 (current) in " + tables.Control,
 	} {
 		assert.Contains(t, first.Created, want)
 	}
 	assert.Empty(t, first.Existing)
 
-	second, err := awdynamodb.Migrate(ctx, c, cfg, nil)
+	second, err := awdynamodb.Migrate(ctx, c, cfg, dynamotest.Registry(t), nil)
 	require.NoError(t, err)
 	assert.Empty(t, second.Created, "a second run creates nothing")
 	assert.Len(t, second.Existing, len(first.Created)-1, "everything is found (the generation is not listed)")
@@ -53,7 +55,7 @@ func TestMigrate(t *testing.T) {
 	assert.Contains(t, second.String(), "existing  table "+tables.Journal)
 
 	// What was created is what seed 000 and seed 002 describe.
-	exec, err := c.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &tables.Executions})
+	exec, err := c.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &executions})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"HASH executionArn"}, keyOf(exec.Table.KeySchema))
 	gsis := map[string][]string{}
@@ -62,8 +64,10 @@ func TestMigrate(t *testing.T) {
 		assert.Equal(t, types.ProjectionTypeAll, g.Projection.ProjectionType)
 	}
 	assert.Equal(t, map[string][]string{
-		"AgentDateIndex":  {"HASH agentName", "RANGE startDate"},
-		"StatusDateIndex": {"HASH status", "RANGE startDate"},
+		"AgentDateIndex":   {"HASH agentName", "RANGE startDate"},
+		"StatusDateIndex":  {"HASH status", "RANGE startDate"},
+		"OutcomeDateIndex": {"HASH outcome", "RANGE startDate"},
+		"NameDateIndex":    {"HASH executionName", "RANGE startDate"},
 	}, gsis)
 	journal, err := c.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &tables.Journal})
 	require.NoError(t, err)
@@ -71,7 +75,7 @@ func TestMigrate(t *testing.T) {
 	require.NotNil(t, journal.Table.StreamSpecification)
 	assert.Equal(t, types.StreamViewTypeNewImage, journal.Table.StreamSpecification.StreamViewType)
 	assert.NotEmpty(t, aws.ToString(journal.Table.LatestStreamArn))
-	ttl, err := c.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: &tables.Stuck})
+	ttl, err := c.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: &stuckT})
 	require.NoError(t, err)
 	assert.Equal(t, "expiresAt", aws.ToString(ttl.TimeToLiveDescription.AttributeName))
 }
@@ -99,7 +103,7 @@ func TestMigrateExistingJournal(t *testing.T) {
 	agents := prefix + "-agents-table-dev"
 	create(agents, "PK", "SK")
 	cfg := awdynamodb.Config{TablePrefix: prefix, JournalTable: agents}
-	rep, err := awdynamodb.Migrate(ctx, c, cfg, nil)
+	rep, err := awdynamodb.Migrate(ctx, c, cfg, dynamotest.Registry(t), nil)
 	require.NoError(t, err)
 	assert.Contains(t, rep.Existing, "table "+agents)
 	assert.Contains(t, rep.Created, "stream (NEW_IMAGE) on "+agents)
@@ -110,7 +114,7 @@ func TestMigrateExistingJournal(t *testing.T) {
 	wrong := prefix + "-wrong-journal"
 	create(wrong, "id")
 	cfg = awdynamodb.Config{TablePrefix: prefix, JournalTable: wrong}
-	rep, err = awdynamodb.Migrate(ctx, c, cfg, nil)
+	rep, err = awdynamodb.Migrate(ctx, c, cfg, dynamotest.Registry(t), nil)
 	require.ErrorIs(t, err, awdynamodb.ErrSchemaMismatch)
 	assert.Contains(t, err.Error(), "table "+wrong+": key is HASH id (S), agentwatch needs HASH PK (S), RANGE SK (S)")
 	assert.Contains(t, rep.Existing, "table "+prefix+"-executions", "the other tables were still checked")

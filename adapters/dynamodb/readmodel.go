@@ -12,21 +12,23 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/agentwatch/agentwatch/app"
-	"github.com/agentwatch/agentwatch/projections/executionindex"
+	"github.com/agentwatch/agentwatch/projections"
 )
 
-// ReadModelStore holds the read models of one generation in four tables: session
-// aggregates with their versions (sessions), the execution index (executions, with
-// AgentDateIndex and StatusDateIndex), agent stats counters (agent-stats) and
-// stuck-detector entries (stuck, with DueIndex). A rebuild fills a new generation next
-// to the one serving and switches the current generation atomically
-// (SwitchGeneration); a store made for generation 0 follows the current one.
+// ReadModelStore holds the read models of one generation, for whatever read models are
+// registered: the session aggregates with their versions (the sessions table), and a
+// table per table of every read model (schema.go). It knows nothing of what a read
+// model means: it persists the changes the projector hands it (Commit) and answers the
+// ports read models build their queries on (documents, counters, schedules). A rebuild
+// fills a new generation next to the one serving and switches the current generation
+// atomically (SwitchGeneration); a store made for generation 0 follows the current one.
 //
 // It is safe for concurrent use, also by several processes: every Commit is guarded by
 // session versions inside DynamoDB transactions.
 type ReadModelStore struct {
 	client *dynamodb.Client
 	cfg    Config
+	reg    *projections.Registry
 	gen    int
 	logger *slog.Logger
 	now    func() time.Time
@@ -37,19 +39,12 @@ type ReadModelStore struct {
 	curAt       time.Time
 }
 
-var (
-	_ app.ProjectionStore   = (*ReadModelStore)(nil)
-	_ executionindex.Reader = (*ReadModelStore)(nil)
-	_ app.StatsReader       = (*ReadModelStore)(nil)
-	_ app.StuckStore        = (*ReadModelStore)(nil)
-)
+var _ app.ReadModelStore = (*ReadModelStore)(nil)
 
-// NewReadModelStore returns the read models of generation gen, or of whatever
-// generation is current when gen is 0 (what query-side readers want; it re-reads the
-// current generation after cfg.GenerationRefresh, and its commits check it inside the
-// transaction). Projectors should name their generation, so that a switch never
-// redirects their writes halfway.
-func NewReadModelStore(client *dynamodb.Client, cfg Config, gen int, logger *slog.Logger) (*ReadModelStore, error) {
+// NewReadModelStore returns the read models of reg in generation gen, or in whatever
+// generation is current when gen is 0 (it re-reads the current generation after
+// cfg.GenerationRefresh, and its commits check it inside the transaction).
+func NewReadModelStore(client *dynamodb.Client, cfg Config, reg *projections.Registry, gen int, logger *slog.Logger) (*ReadModelStore, error) {
 	cfg, err := prepare(cfg)
 	if err != nil {
 		return nil, err
@@ -57,7 +52,10 @@ func NewReadModelStore(client *dynamodb.Client, cfg Config, gen int, logger *slo
 	if gen < 0 {
 		return nil, fmt.Errorf("read-model store: generation %d: must be 0 (current) or >= 1", gen)
 	}
-	return &ReadModelStore{client: client, cfg: cfg, gen: gen, logger: orDiscard(logger), now: time.Now}, nil
+	if reg == nil {
+		return nil, fmt.Errorf("read-model store: no read models registered")
+	}
+	return &ReadModelStore{client: client, cfg: cfg, reg: reg, gen: gen, logger: orDiscard(logger), now: time.Now}, nil
 }
 
 // prepare applies defaults to a copy of cfg and validates it.
@@ -124,6 +122,20 @@ func (s *ReadModelStore) tables(ctx context.Context) (Tables, int, error) {
 		return Tables{}, 0, err
 	}
 	return s.cfg.TablesOf(gen), gen, nil
+}
+
+// tableOf returns a registered table's declaration and its DynamoDB name in the store's
+// generation.
+func (s *ReadModelStore) tableOf(ctx context.Context, name string) (*projections.Table, string, error) {
+	t, ok := s.reg.Table(name)
+	if !ok {
+		return nil, "", fmt.Errorf("table %s is not a registered read model's", name)
+	}
+	gen, err := s.Generation(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	return t, s.cfg.ReadModelTable(name, gen), nil
 }
 
 // LoadSessions returns the stored sessions among ids with their versions (consistent

@@ -2,40 +2,29 @@ package dynamodb
 
 import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/agentwatch/agentwatch/projections"
 )
 
-// Attribute and index names. The execution index keeps the names of seed 000; the
-// journal those of seed 002.
+// Attribute and index names of the tables outside the read models (whose own come from
+// their declarations). The journal keeps the names of seed 002.
 const (
 	attrPK = "PK"
 	attrSK = "SK"
 
-	attrExecutionArn = "executionArn"
-	attrAgentName    = "agentName"
-	attrStatus       = "status"
-	attrStartDate    = "startDate"
-	attrRank         = "rank"
-	attrExpiresAt    = "expiresAt"
+	attrExpiresAt = "expiresAt"
 
 	attrSessionID = "sessionId"
 	attrVersion   = "version"
 	attrSession   = "session"
-
-	attrBucket = "bucket"
-
-	attrDueShard    = "dueShard"
-	attrNextCheckMs = "nextCheckMs"
 
 	attrKind       = "kind"
 	attrPending    = "pending"
 	attrAlertList  = "alertList"
 	attrRaisedAtNs = "raisedAtNs"
 
-	indexAgentDate  = "AgentDateIndex"
-	indexStatusDate = "StatusDateIndex"
-	indexDue        = "DueIndex"
-	indexPending    = "PendingIndex"
-	indexRaised     = "RaisedIndex"
+	indexPending = "PendingIndex"
+	indexRaised  = "RaisedIndex"
 )
 
 // keyAttr is one key attribute of a table or index.
@@ -87,20 +76,46 @@ func sharedSpecs(t Tables) []tableSpec {
 	}
 }
 
-// generationSpecs are the read-model tables of one generation.
-func generationSpecs(t Tables) []tableSpec {
-	return []tableSpec{
-		{name: t.Executions, hash: keyS(attrExecutionArn), ttl: true, indexes: []indexSpec{
-			{name: indexAgentDate, hash: keyS(attrAgentName), sort: keyS(attrStartDate)},
-			{name: indexStatusDate, hash: keyS(attrStatus), sort: keyS(attrStartDate)},
-		}},
-		{name: t.Sessions, hash: keyS(attrSessionID)},
-		{name: t.AgentStats, hash: keyS(attrAgentName), sort: keyS(attrBucket)},
-		{name: t.Stuck, hash: keyS(attrSessionID), ttl: true, indexes: []indexSpec{
-			// Sparse: entries with nothing to wait for (next check Never) carry no shard.
-			{name: indexDue, hash: keyS(attrDueShard), sort: keyN(attrNextCheckMs)},
-		}},
+// generationSpecs are the tables of one generation: the sessions, and every table of
+// every registered read model.
+func generationSpecs(cfg *Config, reg *projections.Registry, gen int) []tableSpec {
+	out := []tableSpec{{name: cfg.TablesOf(gen).Sessions, hash: keyS(attrSessionID)}}
+	for _, t := range reg.Tables() {
+		out = append(out, readModelSpec(cfg, &t, gen))
 	}
+	return out
+}
+
+// readModelSpec is the DynamoDB table of a read model's table: a documents table keyed
+// by its key attribute, with a GSI per index (an index over the whole table is
+// partitioned by its shard attribute) and TTL when it asks for expiry; a counters table
+// keyed by partition and sort key.
+func readModelSpec(cfg *Config, t *projections.Table, gen int) tableSpec {
+	spec := tableSpec{name: cfg.ReadModelTable(t.Name, gen)}
+	if t.Kind == projections.Counters {
+		spec.hash, spec.sort = keyS(t.Partition), keyS(t.Sort)
+		return spec
+	}
+	spec.hash, spec.ttl = keyS(t.Key), t.Expires
+	attr := func(name string) keyAttr {
+		if name == t.Schedule || name == t.Guard {
+			return keyN(name)
+		}
+		if a, ok := t.Attr(name); ok && a.Type == projections.Number {
+			return keyN(name)
+		}
+		return keyS(name)
+	}
+	for _, ix := range t.Indexes {
+		is := indexSpec{name: ix.Name, sort: attr(ix.Sort)}
+		if ix.Partition != "" {
+			is.hash = attr(ix.Partition)
+		} else {
+			is.hash = keyS(ix.ShardAttrOf())
+		}
+		spec.indexes = append(spec.indexes, is)
+	}
+	return spec
 }
 
 // keySchema renders a key.

@@ -17,7 +17,10 @@ func storesOn(t testing.TB, c *dynamodb.Client, cfg awdynamodb.Config, gen int) 
 	t.Helper()
 	journal, err := awdynamodb.NewJournalStore(c, cfg, nil)
 	require.NoError(t, err)
-	rm, err := awdynamodb.NewReadModelStore(c, cfg, gen, nil)
+	reg := dynamotest.Registry(t)
+	rm, err := awdynamodb.NewReadModelStore(c, cfg, reg, gen, nil)
+	require.NoError(t, err)
+	gens, err := awdynamodb.NewReadModelStore(c, cfg, reg, 0, nil)
 	require.NoError(t, err)
 	alerts, err := awdynamodb.NewAlertStore(c, cfg, nil)
 	require.NoError(t, err)
@@ -25,7 +28,7 @@ func storesOn(t testing.TB, c *dynamodb.Client, cfg awdynamodb.Config, gen int) 
 	require.NoError(t, err)
 	q, err := awdynamodb.NewQuarantineStore(c, cfg)
 	require.NoError(t, err)
-	return storetest.Stores{Journal: journal, Projection: rm, Alerts: alerts, Checkpoints: cps, Quarantine: q}
+	return storetest.Stores{Registry: reg, Journal: journal, Projection: rm, Generations: gens, Alerts: alerts, Checkpoints: cps, Quarantine: q}
 }
 
 // newStores gives each case fresh, migrated tables under a prefix of its own. The

@@ -17,8 +17,10 @@ import (
 	awdynamodb "github.com/agentwatch/agentwatch/adapters/dynamodb"
 	"github.com/agentwatch/agentwatch/adapters/dynamodb/dynamotest"
 	"github.com/agentwatch/agentwatch/adapters/sqlite"
+	"github.com/agentwatch/agentwatch/adapters/sqlite/sqlitetest"
 	"github.com/agentwatch/agentwatch/app"
 	"github.com/agentwatch/agentwatch/domain"
+	"github.com/agentwatch/agentwatch/projections/executionindex"
 )
 
 // BenchmarkDynamoDBLocal_LiveLag measures live lag on DynamoDB Local's real stream with
@@ -40,19 +42,15 @@ func BenchmarkDynamoDBLocal_LiveLag(b *testing.B) {
 	b.Run("projected", func(b *testing.B) {
 		ddb, streams := localClients(b)
 		dcfg := dynamotest.Migrated(b, ddb)
-		db, err := sqlite.Open(b.Context(), b.TempDir(), discardLogger())
-		require.NoError(b, err)
-		b.Cleanup(func() { _ = db.Close() })
-		gen, err := sqlite.NewReadModelStore(db, 0).CurrentGeneration(b.Context())
-		require.NoError(b, err)
-		rm := sqlite.NewReadModelStore(db, gen)
-		q := sqlite.NewQuarantineStore(db)
+		emb := sqlitetest.Open(b, "")
+		rm := emb.Models
+		q := sqlite.NewQuarantineStore(emb.DB)
 		sub, err := NewSubscriber(Config{TableName: dcfg.JournalTable, LeaseTable: dcfg.TablesOf(1).Control}, streams, ddb, q, nil, nil)
 		require.NoError(b, err)
 		metrics, err := app.NewMetrics(nil)
 		require.NoError(b, err)
 		r, err := app.NewRouter(app.RouterConfig{}, app.JournalFeed{Subscriber: sub}, app.StatusChangeFeed{},
-			app.NewQuarantinePublisher(q, metrics), app.NewProjector(rm, discardLogger(), metrics), nil, nil, discardLogger())
+			app.NewQuarantinePublisher(q, metrics), app.NewProjector(rm, emb.Registry, discardLogger(), metrics), nil, nil, discardLogger())
 		require.NoError(b, err)
 		go func() { _ = r.Run(context.Background()) }()
 		<-r.Running()
@@ -66,7 +64,7 @@ func BenchmarkDynamoDBLocal_LiveLag(b *testing.B) {
 			start := time.Now()
 			require.NoError(b, putExecutionItem(b.Context(), ddb, dcfg.JournalTable, arn, i, start))
 			for {
-				_, err := rm.Get(b.Context(), arn)
+				_, err := rm.GetDocument(b.Context(), executionindex.Table, arn)
 				if err == nil {
 					break
 				}

@@ -238,7 +238,8 @@ func startLocalWorker(t *testing.T, ddb *dynamodb.Client, streams *dynamodbstrea
 	t.Helper()
 	q, err := awdynamodb.NewQuarantineStore(ddb, dcfg)
 	require.NoError(t, err)
-	rm, err := awdynamodb.NewReadModelStore(ddb, dcfg, 0, nil)
+	reg := dynamotest.Registry(t)
+	rm, err := awdynamodb.NewReadModelStore(ddb, dcfg, reg, 0, nil)
 	require.NoError(t, err)
 	cfg.TableName, cfg.LeaseTable = dcfg.JournalTable, dcfg.TablesOf(1).Control
 	sub, err := NewSubscriber(cfg, streams, ddb, q, testLogger(), nil)
@@ -247,7 +248,7 @@ func startLocalWorker(t *testing.T, ddb *dynamodb.Client, streams *dynamodbstrea
 	metrics, err := app.NewMetrics(nil)
 	require.NoError(t, err)
 	r, err := app.NewRouter(app.RouterConfig{}, app.JournalFeed{Subscriber: rec}, app.StatusChangeFeed{},
-		app.NewQuarantinePublisher(q, metrics), app.NewProjector(rm, discardLogger(), metrics), nil, nil, discardLogger())
+		app.NewQuarantinePublisher(q, metrics), app.NewProjector(rm, reg, discardLogger(), metrics), nil, nil, discardLogger())
 	require.NoError(t, err)
 	go func() { _ = r.Run(context.Background()) }()
 	<-r.Running()
@@ -269,7 +270,7 @@ func TestDynamoDBLocal_JournalFeedRestart(t *testing.T) {
 	ddb, streams := localClients(t)
 	ctx := t.Context()
 	dcfg := dynamotest.Migrated(t, ddb)
-	rm, err := awdynamodb.NewReadModelStore(ddb, dcfg, 0, nil)
+	rm, err := awdynamodb.NewReadModelStore(ddb, dcfg, dynamotest.Registry(t), 0, nil)
 	require.NoError(t, err)
 	q, err := awdynamodb.NewQuarantineStore(ddb, dcfg)
 	require.NoError(t, err)

@@ -62,6 +62,7 @@ func (s *Server) routes(gatherer prometheus.Gatherer, assets http.Handler) *http
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/events", s.postEvents)
 	mux.HandleFunc("GET /v1/executions", s.listExecutions)
+	mux.HandleFunc("GET /v1/executions/counts", s.countExecutions)
 	// {arn...}: an ARN is matched whole, raw (arn:aws:states:...) or escaped (%3A).
 	mux.HandleFunc("GET /v1/executions/{arn...}", s.getExecution)
 	mux.HandleFunc("GET /v1/sessions/{id}", s.getSession)
@@ -108,22 +109,45 @@ func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, r, http.StatusNotFound, errorBody{Error: "no route for " + r.Method + " " + r.URL.Path})
 }
 
-// listExecutions answers GET /v1/executions?agent=&status=&from=&to=&limit=&cursor=&order=.
-func (s *Server) listExecutions(w http.ResponseWriter, r *http.Request) {
-	p := newParams(r.URL.Query(), s.now())
+// executionsQuery reads the filters of the execution listings: agent, status,
+// outcome (one or a comma list), from, to, and the page's limit, cursor and order.
+func executionsQuery(p *params) executionindex.Query {
 	st := strings.ToUpper(p.str("status"))
 	if st == "ALL" {
 		st = ""
 	}
-	q := executionindex.Query{
+	var outcomes []string
+	for _, o := range strings.Split(p.str("outcome"), ",") {
+		if o = strings.ToLower(strings.TrimSpace(o)); o != "" && o != "all" {
+			outcomes = append(outcomes, o)
+		}
+	}
+	return executionindex.Query{
 		AgentName: p.str("agent"),
 		Status:    st,
+		Outcomes:  outcomes,
 		From:      p.timeBound("from", false),
 		To:        p.timeBound("to", true),
 		Limit:     p.limit("limit", executionindex.DefaultLimit, executionindex.MaxLimit),
 		Cursor:    p.str("cursor"),
 		Ascending: p.ascending("order", false),
 	}
+}
+
+// listExecutions answers GET /v1/executions?agent=&status=&outcome=&from=&to=&limit=&cursor=&order=,
+// or, with q=TERM, the executions whose ARN, name or session id is TERM.
+func (s *Server) listExecutions(w http.ResponseWriter, r *http.Request) {
+	p := newParams(r.URL.Query(), s.now())
+	if term := p.str("q"); term != "" {
+		items, err := s.queries.FindExecutions(r.Context(), term)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, r, http.StatusOK, executionsPage{Items: items})
+		return
+	}
+	q := executionsQuery(p)
 	if p.err != nil {
 		s.writeError(w, r, p.err)
 		return
@@ -138,6 +162,24 @@ func (s *Server) listExecutions(w http.ResponseWriter, r *http.Request) {
 		out.NextCursor = &page.NextCursor
 	}
 	writeJSON(w, r, http.StatusOK, out)
+}
+
+// countExecutions answers GET /v1/executions/counts with the filters of
+// /v1/executions: how many executions they select, in all, by status and by outcome,
+// counted by the store (not from a loaded page).
+func (s *Server) countExecutions(w http.ResponseWriter, r *http.Request) {
+	p := newParams(r.URL.Query(), s.now())
+	q := executionsQuery(p)
+	if p.err != nil {
+		s.writeError(w, r, p.err)
+		return
+	}
+	c, err := s.queries.ExecutionCounts(r.Context(), q)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, r, http.StatusOK, c)
 }
 
 // getExecution answers GET /v1/executions/{arn}: the index item, or 404.
@@ -309,14 +351,21 @@ func (s *Server) ackAlert(w http.ResponseWriter, r *http.Request) {
 	s.writeError(w, r, fmt.Errorf("alert %s/%s: %w", sessionID, kind, domain.ErrNotFound))
 }
 
-// listStuck answers GET /v1/stuck with the sessions the detector watches.
+// listStuck answers GET /v1/stuck?limit=&cursor= with a page of the sessions the
+// detector watches, in session id order, and the cursor of the next page.
 func (s *Server) listStuck(w http.ResponseWriter, r *http.Request) {
-	es, err := s.queries.Stuck(r.Context())
+	p := newParams(r.URL.Query(), s.now())
+	limit := p.limit("limit", executionindex.DefaultLimit, executionindex.MaxLimit)
+	if p.err != nil {
+		s.writeError(w, r, p.err)
+		return
+	}
+	page, err := s.queries.Stuck(r.Context(), p.str("cursor"), limit)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, r, http.StatusOK, list[stuck.Entry]{Items: es})
+	writeJSON(w, r, http.StatusOK, page)
 }
 
 // listQuarantine answers GET /v1/quarantine?limit= with the newest poison inputs and

@@ -15,6 +15,7 @@ import (
 
 	"github.com/agentwatch/agentwatch/adapters/httpapi"
 	"github.com/agentwatch/agentwatch/adapters/sqlite"
+	"github.com/agentwatch/agentwatch/adapters/sqlite/sqlitetest"
 	"github.com/agentwatch/agentwatch/app"
 	"github.com/agentwatch/agentwatch/domain"
 )
@@ -35,9 +36,7 @@ func TestIngestPushesBackWhileProjectionIsBehind(t *testing.T) {
 	require.NoError(t, err)
 	ingester := app.NewIngester(journal, sqlite.NewQuarantineStore(db), nil, domain.MappingConfig{}, logger, nil)
 	ingester.PushBackWith(gate)
-	models := sqlite.NewReadModelStore(db, 0)
-	queries := app.NewQueries(app.ReaderParts{Reader: models, JournalReader: journal, StatsReader: models, ProjectionStore: models},
-		sqlite.NewAlertStore(db), models, sqlite.NewQuarantineStore(db))
+	queries := sqlitetest.On(t, db).Queries()
 	srv, err := httpapi.New(httpapi.Config{}, queries, ingester, reg, nil, logger)
 	require.NoError(t, err)
 	ts := httptest.NewServer(srv.Handler())

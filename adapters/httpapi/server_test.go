@@ -18,8 +18,7 @@ import (
 	"github.com/agentwatch/agentwatch/adapters/httpapi"
 	"github.com/agentwatch/agentwatch/app"
 	"github.com/agentwatch/agentwatch/domain"
-	"github.com/agentwatch/agentwatch/projections/agentstats"
-	"github.com/agentwatch/agentwatch/projections/executionindex"
+	"github.com/agentwatch/agentwatch/projections"
 )
 
 func TestConfig(t *testing.T) {
@@ -127,23 +126,21 @@ func TestFxModule(t *testing.T) {
 }
 
 // brokenReader fails every read, as a store that lost its disk would.
-type brokenReader struct{}
+type brokenReader struct{ app.ReadModelStore }
 
-var _ app.Reader = brokenReader{}
-
-func (brokenReader) Get(context.Context, string) (executionindex.Item, error) {
-	return executionindex.Item{}, errDiskOnFire
+func (brokenReader) GetDocument(context.Context, string, string) (projections.Row, error) {
+	return projections.Row{}, errDiskOnFire
 }
 
-func (brokenReader) Query(context.Context, executionindex.Query) (executionindex.Page, error) {
-	return executionindex.Page{}, errDiskOnFire
-}
-
-func (brokenReader) SessionEvents(context.Context, string, app.SessionEventsQuery) ([]domain.Event, error) {
+func (brokenReader) QueryIndex(context.Context, projections.IndexQuery) ([]projections.Row, error) {
 	return nil, errDiskOnFire
 }
 
-func (brokenReader) Stats(context.Context, app.StatsQuery) ([]agentstats.Bucket, error) {
+func (brokenReader) ReadCounters(context.Context, string, string, string, string) ([]projections.CounterRow, error) {
+	return nil, errDiskOnFire
+}
+
+func (brokenReader) SessionEvents(context.Context, string, app.SessionEventsQuery) ([]domain.Event, error) {
 	return nil, errDiskOnFire
 }
 
@@ -154,7 +151,9 @@ func (brokenReader) LoadSessions(context.Context, []string) (map[string]app.Vers
 func TestStoreFailureIsALogged500(t *testing.T) {
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, nil))
-	srv, err := httpapi.New(httpapi.Config{}, app.NewQueries(brokenReader{}, nil, nil, nil), nil, nil, nil, logger)
+	reg, err := app.NewRegistry(app.Config{})
+	require.NoError(t, err)
+	srv, err := httpapi.New(httpapi.Config{}, app.NewQueries(reg, brokenReader{}, brokenReader{}, nil, nil), nil, nil, nil, logger)
 	require.NoError(t, err)
 	h := httptest.NewServer(srv.Handler())
 	defer h.Close()

@@ -19,6 +19,7 @@ import (
 
 	"github.com/agentwatch/agentwatch/adapters/httpapi"
 	"github.com/agentwatch/agentwatch/adapters/sqlite"
+	"github.com/agentwatch/agentwatch/adapters/sqlite/sqlitetest"
 	"github.com/agentwatch/agentwatch/app"
 	"github.com/agentwatch/agentwatch/domain"
 )
@@ -56,8 +57,9 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, db.Close()) })
 
-	journal := sqlite.NewJournalStore(db)
-	readModel := sqlite.NewReadModelStore(db, 0)
+	emb := sqlitetest.On(t, db)
+	journal := emb.Journal
+	readModel := emb.Models
 	registry := prometheus.NewRegistry()
 	metrics, err := app.NewMetrics(registry)
 	require.NoError(t, err)
@@ -65,12 +67,11 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 
 	appender := &projectingJournal{
 		journal:     journal,
-		projector:   app.NewProjector(readModel, logger, metrics),
+		projector:   app.NewProjector(readModel, emb.Registry, logger, metrics),
 		checkpoints: sqlite.NewCheckpointStore(db),
 		fail:        opts.failJournal,
 	}
-	s.queries = app.NewQueries(app.ReaderParts{Reader: readModel, JournalReader: journal, StatsReader: readModel, ProjectionStore: readModel},
-		s.alerts, readModel, s.quarantine)
+	s.queries = app.NewQueries(emb.Registry, readModel, journal, s.alerts, s.quarantine)
 	if !opts.noIngester {
 		s.ingester = app.NewIngester(appender, s.quarantine, nil, domain.MappingConfig{}, logger, metrics)
 	}

@@ -20,8 +20,10 @@ import (
 	"github.com/agentwatch/agentwatch/adapters/sfn"
 	"github.com/agentwatch/agentwatch/adapters/sfn/sfntest"
 	"github.com/agentwatch/agentwatch/adapters/sqlite"
+	"github.com/agentwatch/agentwatch/adapters/sqlite/sqlitetest"
 	"github.com/agentwatch/agentwatch/app"
 	"github.com/agentwatch/agentwatch/domain"
+	"github.com/agentwatch/agentwatch/projections/executionindex"
 )
 
 // The tests of this file run the backfill and the reconcile sweep against the real SDK
@@ -545,8 +547,10 @@ func TestReconcileFromFakeAPIFindsStatusChangesTheJournalLacks(t *testing.T) {
 	events = append(events, deliveredNow(long, false)...)
 	_, err := r.journal.Append(t.Context(), events)
 	require.NoError(t, err)
-	index := sqlite.NewReadModelStore(r.db, 0)
-	require.NoError(t, app.NewProjector(index, slog.New(slog.DiscardHandler), nil).Project(t.Context(), events, nil))
+	emb := sqlitetest.On(t, r.db)
+	index := executionindex.NewStore(emb.Models)
+	projector := app.NewProjector(emb.Models, emb.Registry, slog.New(slog.DiscardHandler), nil)
+	require.NoError(t, projector.Project(t.Context(), events, nil))
 
 	m, err := app.NewReconcileMetrics(prometheus.NewRegistry())
 	require.NoError(t, err)
@@ -582,7 +586,7 @@ func TestReconcileFromFakeAPIFindsStatusChangesTheJournalLacks(t *testing.T) {
 			require.NoError(t, err)
 			all = append(all, more...)
 		}
-		require.NoError(t, app.NewProjector(index, slog.New(slog.DiscardHandler), nil).Project(t.Context(), all, nil))
+		require.NoError(t, projector.Project(t.Context(), all, nil))
 		rep, err := rec.Sweep(t.Context())
 		require.NoError(t, err)
 		assert.Equal(t, []string{settling.Arn}, r.fake.Described(), "past its grace, and EventBridge never delivered it; long is indexed as ended now")

@@ -22,7 +22,7 @@ import (
 const (
 	sessionCodecV1 = 1
 	sessionCodecV2 = 2
-	)
+)
 
 // encodeSession appends s in binary. Times are relative to s.FirstAt.
 func encodeSession(b []byte, s *domain.Session) []byte {

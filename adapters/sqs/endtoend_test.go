@@ -31,10 +31,12 @@ import (
 	"github.com/agentwatch/agentwatch/adapters/dynamodbstreams"
 	"github.com/agentwatch/agentwatch/adapters/sfn"
 	"github.com/agentwatch/agentwatch/adapters/sqlite"
+	"github.com/agentwatch/agentwatch/adapters/sqlite/sqlitetest"
 	"github.com/agentwatch/agentwatch/adapters/sqs"
 	"github.com/agentwatch/agentwatch/adapters/sqs/mototest"
 	"github.com/agentwatch/agentwatch/app"
 	"github.com/agentwatch/agentwatch/domain"
+	"github.com/agentwatch/agentwatch/projections"
 	"github.com/agentwatch/agentwatch/projections/executionindex"
 )
 
@@ -44,10 +46,8 @@ type journalStores struct {
 		app.JournalAppender
 		app.JournalScanner
 	}
-	projection interface {
-		app.ProjectionStore
-		executionindex.Reader
-	}
+	projection app.ReadModelStore
+	registry   *projections.Registry
 	quarantine app.Quarantine
 	// feed delivers appended journal items to the projector: the SQLite tail, or the
 	// journal table's DynamoDB Stream.
@@ -73,15 +73,15 @@ func openSQLite(t *testing.T, logger *slog.Logger) journalStores {
 	db, err := sqlite.Open(ctx, t.TempDir(), logger)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = db.Close() })
-	gen, err := sqlite.NewReadModelStore(db, 0).CurrentGeneration(ctx)
-	require.NoError(t, err)
+	emb := sqlitetest.On(t, db)
 	const checkpoint = app.HandlerProject
 	tail, err := sqlite.NewTailSubscriber(db, sqlite.TailSubscriberConfig{CheckpointName: checkpoint}, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = tail.Close() })
 	return journalStores{
 		journal:    sqlite.NewJournalStore(db),
-		projection: sqlite.NewReadModelStore(db, gen),
+		projection: emb.Models,
+		registry:   emb.Registry,
 		quarantine: sqlite.NewQuarantineStore(db),
 		feed:       app.JournalFeed{Subscriber: tail, CheckpointName: checkpoint},
 	}
@@ -94,7 +94,7 @@ func openDynamoDB(t *testing.T, logger *slog.Logger) journalStores {
 	cfg := dynamotest.Migrated(t, client)
 	journal, err := awdynamodb.NewJournalStore(client, cfg, logger)
 	require.NoError(t, err)
-	gen, err := mustReadModel(t, client, cfg, 0, logger).CurrentGeneration(ctx)
+	gen, _, err := mustReadModel(t, client, cfg, 0, logger).CurrentGeneration(ctx)
 	require.NoError(t, err)
 	quarantine, err := awdynamodb.NewQuarantineStore(client, cfg)
 	require.NoError(t, err)
@@ -108,13 +108,13 @@ func openDynamoDB(t *testing.T, logger *slog.Logger) journalStores {
 		streams, client, quarantine, nil, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = feed.Close() })
-	return journalStores{journal: journal, projection: mustReadModel(t, client, cfg, gen, logger), quarantine: quarantine,
-		feed: app.JournalFeed{Subscriber: feed}}
+	return journalStores{journal: journal, projection: mustReadModel(t, client, cfg, gen, logger), registry: dynamotest.Registry(t),
+		quarantine: quarantine, feed: app.JournalFeed{Subscriber: feed}}
 }
 
 func mustReadModel(t *testing.T, client *awsdynamodb.Client, cfg awdynamodb.Config, gen int, logger *slog.Logger) *awdynamodb.ReadModelStore {
 	t.Helper()
-	s, err := awdynamodb.NewReadModelStore(client, cfg, gen, logger)
+	s, err := awdynamodb.NewReadModelStore(client, cfg, dynamotest.Registry(t), gen, logger)
 	require.NoError(t, err)
 	return s
 }
@@ -258,7 +258,7 @@ func runEndToEnd(t *testing.T, b journalBackend) {
 		Input: `{"session_id":"s-journal-down"}`}
 	journal := &failingJournal{JournalAppender: stores.journal, executionArn: poisoned.executionArn()}
 	ingester := app.NewIngester(journal, stores.quarantine, resolver, domain.MappingConfig{}, logger, metrics)
-	projector := app.NewProjector(stores.projection, logger, metrics)
+	projector := app.NewProjector(stores.projection, stores.registry, logger, metrics)
 	sqsMetrics, err := sqs.NewMetrics(reg)
 	require.NoError(t, err)
 	sub, err := sqs.New(sqs.Config{QueueURL: q.URL, WaitTime: time.Second, Concurrency: 4, AWSConfig: cl.cfg}, sqsMetrics, logger)
@@ -347,7 +347,7 @@ func runEndToEnd(t *testing.T, b journalBackend) {
 		journalCount = countJournal(t, stores.journal)
 		quarantined = quarantinedByKey(t, stores.quarantine)
 		dlq, main = depth(t, cl.sqs, q.DLQURL), depth(t, cl.sqs, q.URL)
-		indexed = indexItems(t, stores.projection, want)
+		indexed = indexItems(t, executionindex.NewStore(stores.projection), want)
 		done := journalCount == wantJournal && len(quarantined) == wantQuarantined && dlq.Visible == 1 &&
 			main == (sqs.QueueDepth{}) && indexMatches(indexed, want)
 		if done {

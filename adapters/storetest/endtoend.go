@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -191,4 +192,42 @@ func FoldJournal(t testing.TB, journal app.JournalScanner) *projections.Model {
 		return nil
 	}))
 	return m
+}
+
+// Snapshot renders every settled row of every registered table of a store: documents as
+// JSON with their guard (execution items without indexedAt, the write time), counters by
+// row. Schedules are left out: a live run schedules documents at commit time, a rebuild
+// at the deadlines still ahead.
+func Snapshot(t testing.TB, reg *projections.Registry, store app.ReadModelStore) map[string]string {
+	t.Helper()
+	st := projections.NewState(reg)
+	for _, tb := range reg.Tables() {
+		if tb.Kind == projections.Counters {
+			rows, err := store.ReadCounters(t.Context(), tb.Name, "", "", "\uffff")
+			require.NoError(t, err)
+			for _, r := range rows {
+				st.Apply(&projections.Changes{Adds: []projections.Add{{Table: tb.Name, Partition: r.Partition, Sort: r.Sort, Counters: r.Counters}}})
+			}
+			continue
+		}
+		for _, r := range AllDocuments(t, store, tb.Name) {
+			st.Apply(&projections.Changes{Puts: []projections.Put{{Table: tb.Name, Key: r.Key, Doc: r.Doc, Guard: r.Guard}}})
+		}
+	}
+	return StateSnapshot(reg, st)
+}
+
+// StateSnapshot renders a state as Snapshot renders a store.
+func StateSnapshot(reg *projections.Registry, st *projections.State) map[string]string {
+	out := map[string]string{}
+	for _, tb := range reg.Tables() {
+		for _, r := range st.CounterRows(tb.Name) {
+			b, _ := json.Marshal(r.Counters)
+			out[tb.Name+"/"+r.Partition+"/"+r.Sort] = string(b)
+		}
+		for k, v := range settled(reg, tb.Name, st.Documents(tb.Name)) {
+			out[tb.Name+"/"+k] = strings.Split(v, " schedule=")[0]
+		}
+	}
+	return out
 }

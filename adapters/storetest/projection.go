@@ -366,7 +366,10 @@ func testCountersRange(t *testing.T, s Stores) {
 			adds = append(adds, add(agent, agentstats.HourKey(at.UnixMilli()), "started", 1), add(agent, agentstats.DayKey(at.UnixMilli()), "started", 1))
 		}
 	}
-	write(t, s, projections.Changes{Adds: adds})
+	// A session's writes land in one transaction (at most 100 actions on DynamoDB).
+	for lo := 0; lo < len(adds); lo += 50 {
+		write(t, s, projections.Changes{Adds: adds[lo:min(lo+50, len(adds))]})
+	}
 	stats := agentstats.NewStore(s.Projection)
 	for _, tc := range []struct {
 		q       app.StatsQuery

@@ -111,10 +111,10 @@ func (g *globals) bench(ctx context.Context, n int, seed uint64, parallel int) e
 	var rb *app.Rebuilder
 	var gens app.GenerationStore
 	cfg := app.Config{}
-	populate := []fx.Option{fx.Provide(newRebuilderFx), fx.Populate(&journal, &rb, &gens)}
+	populate := []fx.Option{fx.Populate(&journal, &rb, &gens)}
 	var cmp awsComparison
 	if g.backend == "aws" {
-		populate = append(populate, fx.Populate(&cmp.client, &cmp.counter, &cmp.cfg))
+		populate = append(populate, fx.Populate(&cmp.client, &cmp.counter, &cmp.cfg, &cmp.reg))
 	}
 	var keep []domain.Event
 	return g.withApp(ctx, cfg, populate, func(ctx context.Context) error {
@@ -186,7 +186,7 @@ func (g *globals) bench(ctx context.Context, n int, seed uint64, parallel int) e
 			fmt.Fprintf(g.out, "rebuild on DynamoDB: %d requests (%.4f per event), %d write requests (%.4f per event)\n",
 				d.Total, res.RequestsPerEvent, d.Writes, res.WritesPerEvent)
 			cmp.gens, cmp.logger = gens, g.logger()
-			cur, err := gens.CurrentGeneration(ctx)
+			cur, _, err := gens.CurrentGeneration(ctx)
 			if err != nil {
 				return err
 			}

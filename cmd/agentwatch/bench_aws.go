@@ -20,6 +20,7 @@ import (
 	"github.com/agentwatch/agentwatch/adapters/dynamodb"
 	"github.com/agentwatch/agentwatch/app"
 	"github.com/agentwatch/agentwatch/domain"
+	"github.com/agentwatch/agentwatch/projections"
 )
 
 // awsComparison runs, on the same journal events and the same DynamoDB, (a) a naive
@@ -32,16 +33,17 @@ type awsComparison struct {
 	counter *dynamodb.RequestCounter
 	cfg     dynamodb.Config
 	gens    app.GenerationStore
+	reg     *projections.Registry
 	logger  *slog.Logger
 }
 
 // naive projects evs the naive way into generation gen and returns the time and the
 // write requests it took.
 func (c *awsComparison) naive(ctx context.Context, gen int, evs []domain.Event) (time.Duration, int64, error) {
-	if err := c.gens.CreateGeneration(ctx, gen); err != nil {
+	if err := c.gens.CreateGeneration(ctx, gen, ""); err != nil {
 		return 0, 0, err
 	}
-	t := c.cfg.TablesOf(gen)
+	executions, stats, stuckT := c.cfg.ReadModelTable("executions", gen), c.cfg.ReadModelTable("agent_stats", gen), c.cfg.ReadModelTable("stuck", gen)
 	agents := map[string]string{}
 	before := c.counter.Snapshot()
 	start := time.Now()
@@ -59,7 +61,7 @@ func (c *awsComparison) naive(ctx context.Context, gen int, evs []domain.Event) 
 				vals[":sp"] = str(domain.FormatTime(x.StopDate))
 				vals[":d"] = &types.AttributeValueMemberN{Value: strconv.FormatFloat(x.StopDate.Sub(x.StartDate).Seconds(), 'f', 3, 64)}
 			}
-			if _, err := c.client.UpdateItem(ctx, &awsddb.UpdateItemInput{TableName: aws.String(t.Executions),
+			if _, err := c.client.UpdateItem(ctx, &awsddb.UpdateItemInput{TableName: aws.String(executions),
 				Key: map[string]types.AttributeValue{"executionArn": str(x.ExecutionArn)}, UpdateExpression: aws.String(expr),
 				ExpressionAttributeNames: map[string]string{"#s": "status"}, ExpressionAttributeValues: vals}); err != nil {
 				return 0, 0, fmt.Errorf("naive index update: %w", err)
@@ -69,14 +71,14 @@ func (c *awsComparison) naive(ctx context.Context, gen int, evs []domain.Event) 
 		if agent == "" {
 			agent = "unknown"
 		}
-		if _, err := c.client.UpdateItem(ctx, &awsddb.UpdateItemInput{TableName: aws.String(t.AgentStats),
+		if _, err := c.client.UpdateItem(ctx, &awsddb.UpdateItemInput{TableName: aws.String(stats),
 			Key:                       map[string]types.AttributeValue{"agentName": str(agent), "bucket": str("HOUR#" + ts[:13])},
 			UpdateExpression:          aws.String("ADD #c :one"),
 			ExpressionAttributeNames:  map[string]string{"#c": "events." + string(ev.Status)},
 			ExpressionAttributeValues: map[string]types.AttributeValue{":one": &types.AttributeValueMemberN{Value: "1"}}}); err != nil {
 			return 0, 0, fmt.Errorf("naive stats update: %w", err)
 		}
-		if _, err := c.client.PutItem(ctx, &awsddb.PutItemInput{TableName: aws.String(t.Stuck), Item: map[string]types.AttributeValue{
+		if _, err := c.client.PutItem(ctx, &awsddb.PutItemInput{TableName: aws.String(stuckT), Item: map[string]types.AttributeValue{
 			"sessionId": str(ev.SessionID), "lastStatus": str(string(ev.Status)), "lastEventAt": str(ts), "agentName": str(agent)}}); err != nil {
 			return 0, 0, fmt.Errorf("naive stuck put: %w", err)
 		}
@@ -88,14 +90,14 @@ func (c *awsComparison) naive(ctx context.Context, gen int, evs []domain.Event) 
 // router pushes evs one message at a time through a GoChannel router into the
 // projector, writing generation gen.
 func (c *awsComparison) router(ctx context.Context, gen int, evs []domain.Event) (time.Duration, int64, error) {
-	if err := c.gens.CreateGeneration(ctx, gen); err != nil {
+	if err := c.gens.CreateGeneration(ctx, gen, ""); err != nil {
 		return 0, 0, err
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	gc := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: int64(len(evs)), Persistent: true}, watermill.NopLogger{})
 	defer gc.Close()
 	var done atomic.Int64
-	proj := app.NewProjector(counting{c.gens.ProjectionStoreOf(gen), &done}, quiet, nil)
+	proj := app.NewProjector(counting{c.gens.ProjectionStoreOf(gen), &done}, c.reg, quiet, nil)
 	r, err := app.NewRouter(app.RouterConfig{}, app.JournalFeed{Subscriber: gc}, app.StatusChangeFeed{}, discardPublisher{}, proj, nil, nil, quiet)
 	if err != nil {
 		return 0, 0, err

@@ -105,9 +105,10 @@ func (w *worker) readModels(t *testing.T) ([]executionindex.Item, []app.AgentSta
 		require.NoError(t, err)
 		stats = append(stats, s...)
 	}
-	es, err := w.queries.Stuck(ctx)
+	page, err := w.queries.Stuck(ctx, "", executionindex.MaxLimit)
 	require.NoError(t, err)
-	return items, stats, es
+	require.Empty(t, page.NextCursor, "every entry on one page")
+	return items, stats, page.Items
 }
 
 // TestComponentShuffledDuplicatedMalformed is the embedded worker end to end through

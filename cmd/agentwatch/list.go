@@ -238,9 +238,16 @@ func newStuckCommand(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return g.withQueries(cmd, func(ctx context.Context, qs *app.Queries) error {
-				es, err := qs.Stuck(ctx)
-				if err != nil {
-					return err
+				var es []stuck.Entry
+				for cursor := ""; ; {
+					page, err := qs.Stuck(ctx, cursor, executionindex.MaxLimit)
+					if err != nil {
+						return err
+					}
+					es = append(es, page.Items...)
+					if cursor = page.NextCursor; cursor == "" {
+						break
+					}
 				}
 				if g.asJSON {
 					return printJSON(g.out, map[string]any{"items": es})

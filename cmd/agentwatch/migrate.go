@@ -30,7 +30,11 @@ func newMigrateCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rep, err := dynamodb.Migrate(ctx, client, g.dynamoConfig(), g.logger())
+			reg, err := app.NewRegistry(app.Config{})
+			if err != nil {
+				return err
+			}
+			rep, err := dynamodb.Migrate(ctx, client, g.dynamoConfig(), reg, g.logger())
 			if err != nil {
 				return err
 			}

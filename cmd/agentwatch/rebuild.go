@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,7 +15,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/agentwatch/agentwatch/app"
-	"github.com/agentwatch/agentwatch/projections/stuck"
+	"github.com/agentwatch/agentwatch/projections"
 )
 
 func newRebuildCommand(g *globals) *cobra.Command {
@@ -31,7 +32,8 @@ func newRebuildCommand(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var rb *app.Rebuilder
 			cfg := app.Config{}
-			return g.withApp(cmd.Context(), cfg, []fx.Option{fx.Provide(newRebuilderFx), fx.Populate(&rb)}, func(ctx context.Context) error {
+			var reg *projections.Registry
+			return g.withApp(cmd.Context(), cfg, []fx.Option{fx.Populate(&rb, &reg)}, func(ctx context.Context) error {
 				progress, done := progressReporter(g.logger())
 				opts.Progress = progress
 				rep, err := rb.Rebuild(ctx, opts)
@@ -42,46 +44,23 @@ func newRebuildCommand(g *globals) *cobra.Command {
 				if g.asJSON {
 					return printJSON(g.out, rep)
 				}
-				fmt.Fprintf(g.out, "rebuilt generation %d from %d events in %s (%.0f events/s): %d sessions, %d executions, %d stats buckets, %d detector entries; %d events caught up; generation %d dropped\n",
+				var rows []string
+				for _, t := range reg.Tables() {
+					rows = append(rows, fmt.Sprintf("%d %s", rep.Rows[t.Name], t.Name))
+				}
+				fmt.Fprintf(g.out, "rebuilt generation %d from %d events in %s (%.0f events/s): %d sessions; %s; %d events caught up; generation %d dropped\n",
 					rep.ToGeneration, rep.Events, rep.Total.Round(time.Millisecond), float64(rep.Events)/rep.Total.Seconds(),
-					rep.Sessions, rep.Executions, rep.StatsBuckets, rep.StuckEntries, rep.CaughtUp, rep.FromGeneration)
+					rep.Sessions, strings.Join(rows, ", "), rep.CaughtUp, rep.FromGeneration)
 				return nil
 			})
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opts.Projection, "projection", "all", "executionindex, agentstats, stuck or all (all share the session aggregates: a generation is rebuilt whole)")
+	f.StringVar(&opts.Projection, "projection", "all", "a registered read model's name, or all (all share the session aggregates: a generation is rebuilt whole)")
 	f.IntVar(&opts.Parallel, "parallel", 0, "read the journal in N parts at once: DynamoDB Scan segments (default 4), SQLite readers (default one per CPU, at most 4)")
 	f.DurationVar(&opts.Grace, "grace", 5*time.Second, "keep the old generation this long after the switch, then drop it")
 	f.BoolVar(&g.asJSON, "json", false, "print the report as JSON")
 	return cmd
-}
-
-// RebuilderParams are the rebuilder's dependencies in the fx graph.
-type RebuilderParams struct {
-	fx.In
-	Config  app.Config
-	Journal app.JournalScanner
-	Tail    app.JournalTail `optional:"true"`
-	// Recorder catches up a generation where the journal has no tail (DynamoDB).
-	Recorder    app.SessionRecorder `optional:"true"`
-	Reader      app.JournalReader
-	Gens        app.GenerationStore
-	Checkpoints app.CheckpointStore
-	Logger      *slog.Logger
-	Metrics     *app.Metrics
-}
-
-func newRebuilderFx(p RebuilderParams) *app.Rebuilder {
-	det := p.Config.Detector.Stuck
-	if det.Timeouts == nil {
-		det = stuck.DefaultConfig()
-	}
-	rb := app.NewRebuilder(p.Journal, p.Tail, p.Gens, p.Checkpoints, det, p.Logger, p.Metrics)
-	if p.Tail == nil && p.Recorder != nil {
-		rb.WithSessionRecorder(p.Recorder, p.Reader)
-	}
-	return rb
 }
 
 // progressReporter shows a progress bar with events/s and ETA on a terminal, and a log

@@ -112,7 +112,14 @@ func (s Store) Get(ctx context.Context, executionArn string) (Item, error) {
 	if err != nil {
 		return Item{}, fmt.Errorf("execution %s: %w", executionArn, err)
 	}
-	return *row.Doc.(*Item), nil
+	return itemOfRow(row), nil
+}
+
+// itemOfRow is the item a row holds, its rank the row's guard.
+func itemOfRow(r projections.Row) Item {
+	it := *r.Doc.(*Item)
+	it.Rank = r.Guard
+	return it
 }
 
 // source is one index query of a listing: a listing merges several when it selects
@@ -199,7 +206,7 @@ func (s Store) Query(ctx context.Context, q Query) (Page, error) {
 			page.NextCursor = projections.EncodeCursor(&projections.Cursor{Sort: last.StartDate, Key: last.ExecutionArn})
 			break
 		}
-		page.Items = append(page.Items, *r.Doc.(*Item))
+		page.Items = append(page.Items, itemOfRow(r))
 	}
 	return page, nil
 }
@@ -283,7 +290,7 @@ func (s Store) ByName(ctx context.Context, name string, limit int) ([]Item, erro
 	}
 	out := make([]Item, len(rows))
 	for i := range rows {
-		out[i] = *rows[i].Doc.(*Item)
+		out[i] = itemOfRow(rows[i])
 	}
 	return out, nil
 }
@@ -293,7 +300,7 @@ func Items(st *projections.State) []Item {
 	rows := st.Documents(Table)
 	out := make([]Item, len(rows))
 	for i := range rows {
-		out[i] = *rows[i].Doc.(*Item)
+		out[i] = itemOfRow(rows[i])
 	}
 	return out
 }

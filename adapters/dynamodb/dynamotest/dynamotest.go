@@ -23,6 +23,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	awdynamodb "github.com/agentwatch/agentwatch/adapters/dynamodb"
+	"github.com/agentwatch/agentwatch/app"
+	"github.com/agentwatch/agentwatch/projections"
 )
 
 // EndpointEnv names the variable that holds the test server's endpoint URL.
@@ -131,7 +133,7 @@ func Migrated(t testing.TB, c *dynamodb.Client) awdynamodb.Config {
 	t.Helper()
 	cfg := awdynamodb.Config{TablePrefix: TablePrefix(t, c)}
 	cfg.SetDefaults()
-	if _, err := awdynamodb.Migrate(t.Context(), c, cfg, nil); err != nil {
+	if _, err := awdynamodb.Migrate(t.Context(), c, cfg, Registry(t), nil); err != nil {
 		t.Fatalf("migrate %s: %v", cfg.TablePrefix, err)
 	}
 	return cfg
@@ -166,4 +168,15 @@ func MigratedWithoutStream(t testing.TB, c *dynamodb.Client) awdynamodb.Config {
 		t.Fatalf("wait for journal table: %v", err)
 	}
 	return cfg
+}
+
+// Registry is every read model agentwatch registers, with the default configuration:
+// what Migrated creates tables for.
+func Registry(t testing.TB) *projections.Registry {
+	t.Helper()
+	reg, err := app.NewRegistry(app.Config{})
+	if err != nil {
+		t.Fatalf("register read models: %v", err)
+	}
+	return reg
 }
