@@ -28,6 +28,7 @@ import (
 	awdynamodb "github.com/agentwatch/agentwatch/adapters/dynamodb"
 	"github.com/agentwatch/agentwatch/adapters/dynamodb/dynamotest"
 	"github.com/agentwatch/agentwatch/app"
+	"github.com/agentwatch/agentwatch/domain"
 )
 
 // localClients returns clients of the test server: DynamoDB and DynamoDB Streams share
@@ -182,6 +183,11 @@ func testLeaseStore(t *testing.T, s LeaseStore) {
 	require.NoError(t, err)
 	slices.SortFunc(leases, func(a, b Lease) int { return compareSequenceNumbers(a.ShardID, b.ShardID) })
 	assert.Equal(t, l, leases[0], "as listed")
+	got, err := s.GetLease(ctx, arn, "shard-1")
+	require.NoError(t, err)
+	assert.Equal(t, l, got, "as read alone")
+	_, err = s.GetLease(ctx, arn, "missing")
+	assert.ErrorIs(t, err, ErrLeaseNotFound)
 
 	// Delete only at the expected counter.
 	assert.ErrorIs(t, s.DeleteLease(ctx, arn, "shard-1", 3), ErrLeaseConflict)
@@ -191,47 +197,12 @@ func testLeaseStore(t *testing.T, s LeaseStore) {
 	assert.Len(t, leases, 1)
 }
 
-// recordingSubscriber passes a subscriber's messages on and records them.
-type recordingSubscriber struct {
-	message.Subscriber
-	mu   sync.Mutex
-	seen []message.Metadata
-	wg   sync.WaitGroup
-}
-
-func (r *recordingSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	in, err := r.Subscriber.Subscribe(ctx, topic)
-	if err != nil {
-		return nil, err
-	}
-	out := make(chan *message.Message)
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		defer close(out)
-		for msg := range in {
-			r.mu.Lock()
-			r.seen = append(r.seen, msg.Metadata)
-			r.mu.Unlock()
-			out <- msg
-		}
-	}()
-	return out, nil
-}
-
-func (r *recordingSubscriber) delivered() []message.Metadata {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.seen)
-}
-
-// localWorker is the AWS-mode worker's journal path: the subscriber under the real
-// Watermill router and projector, with the read models and quarantine of
-// adapters/dynamodb.
+// localWorker is the AWS-mode worker's journal path: the subscriber and a consumer that
+// projects each page — its journal items folded by app.Projector into the read models
+// of adapters/dynamodb, in one call per page — and acks it once they are committed.
 type localWorker struct {
-	sub    *Subscriber
-	rec    *recordingSubscriber
-	router *message.Router
+	sub *Subscriber
+	rec *recorder
 }
 
 func startLocalWorker(t *testing.T, ddb *dynamodb.Client, streams *dynamodbstreams.Client, dcfg awdynamodb.Config, cfg Config) *localWorker {
@@ -243,22 +214,35 @@ func startLocalWorker(t *testing.T, ddb *dynamodb.Client, streams *dynamodbstrea
 	cfg.TableName, cfg.LeaseTable = dcfg.JournalTable, dcfg.TablesOf(1).Control
 	sub, err := NewSubscriber(cfg, streams, ddb, q, testLogger(), nil)
 	require.NoError(t, err)
-	rec := &recordingSubscriber{Subscriber: sub}
 	metrics, err := app.NewMetrics(nil)
 	require.NoError(t, err)
-	r, err := app.NewRouter(app.RouterConfig{}, app.JournalFeed{Subscriber: rec}, app.StatusChangeFeed{},
-		app.NewQuarantinePublisher(q, metrics), app.NewProjector(rm, discardLogger(), metrics), nil, nil, discardLogger())
+	projector := app.NewProjector(rm, discardLogger(), metrics)
+	rec := &recorder{t: t}
+	rec.setDecide(func(p pageDelivery, msg *message.Message) answer {
+		var events []domain.Event
+		for _, d := range p.records {
+			ev, err := domain.DecodeJournalItemJSON([]byte(d.payload))
+			if err != nil {
+				t.Errorf("record %s: %v", d.seq, err)
+				return nack
+			}
+			events = append(events, ev)
+		}
+		if err := projector.Project(msg.Context(), events, nil); err != nil {
+			return nack
+		}
+		return ack
+	})
+	ch, err := sub.Subscribe(t.Context(), app.TopicJournal)
 	require.NoError(t, err)
-	go func() { _ = r.Run(context.Background()) }()
-	<-r.Running()
-	w := &localWorker{sub: sub, rec: rec, router: r}
+	rec.consume(cfg.WorkerID, ch)
+	w := &localWorker{sub: sub, rec: rec}
 	t.Cleanup(w.stop)
 	return w
 }
 
-// stop closes the router, which closes the subscriber: drain, checkpoint, release.
+// stop closes the subscriber (drain, checkpoint, release) and waits for the consumer.
 func (w *localWorker) stop() {
-	_ = w.router.Close()
 	_ = w.sub.Close()
 	w.rec.wg.Wait()
 }
@@ -301,7 +285,7 @@ func TestDynamoDBLocal_JournalFeedRestart(t *testing.T) {
 		return n == 1
 	})
 	w1.stop()
-	got1 := w1.rec.delivered()
+	got1 := w1.rec.all()
 	assert.Len(t, got1, len(first), "each valid item delivered once")
 
 	arn, err := w1.sub.latestStream(ctx, dcfg.JournalTable)
@@ -329,14 +313,14 @@ func TestDynamoDBLocal_JournalFeedRestart(t *testing.T) {
 	w2 := startLocalWorker(t, ddb, streams, dcfg, cfg)
 	waitFor(t, 30*time.Second, "the new session projected", sessionSeen("late-2", 6))
 	w2.stop()
-	got2 := w2.rec.delivered()
+	got2 := w2.rec.all()
 	require.Len(t, got2, len(second), "only the items written after the checkpoint")
-	for _, md := range got2 {
-		assert.Positive(t, compareSequenceNumbers(md.Get(MetadataSequenceNumber), checkpoint), "nothing at or before the checkpoint")
+	for _, d := range got2 {
+		assert.Positive(t, compareSequenceNumbers(d.seq, checkpoint), "nothing at or before the checkpoint")
 	}
 	all := map[string]bool{}
-	for _, md := range append(got1, got2...) {
-		all[md.Get(MetadataPK)+"/"+md.Get(MetadataSK)] = true
+	for _, d := range append(got1, got2...) {
+		all[d.uuid] = true
 	}
 	for _, it := range append(first, second...) {
 		assert.True(t, all[it["PK"]+"/"+it["SK"]], "delivered: %s %s", it["PK"], it["SK"])
@@ -391,12 +375,18 @@ func TestDynamoDBLocal_ThreeWorkersOneCrashes(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for msg := range ch {
-				key := msg.Metadata.Get(MetadataPK) + "/" + msg.Metadata.Get(MetadataSK)
+				p, err := decodePage(name, msg)
+				if !assert.NoError(t, err) {
+					msg.Nack()
+					continue
+				}
 				mu.Lock()
-				deliveries[key]++
-				seqOf[key] = msg.Metadata.Get(MetadataSequenceNumber)
-				if effects[key] == 0 { // the idempotent effect
-					effects[key]++
+				for _, d := range p.records {
+					deliveries[d.uuid]++
+					seqOf[d.uuid] = d.seq
+					if effects[d.uuid] == 0 { // the idempotent effect
+						effects[d.uuid]++
+					}
 				}
 				mu.Unlock()
 				msg.Ack()
