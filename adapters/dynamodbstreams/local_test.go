@@ -28,7 +28,6 @@ import (
 	awdynamodb "github.com/agentwatch/agentwatch/adapters/dynamodb"
 	"github.com/agentwatch/agentwatch/adapters/dynamodb/dynamotest"
 	"github.com/agentwatch/agentwatch/app"
-	"github.com/agentwatch/agentwatch/domain"
 )
 
 // localClients returns clients of the test server: DynamoDB and DynamoDB Streams share
@@ -197,12 +196,51 @@ func testLeaseStore(t *testing.T, s LeaseStore) {
 	assert.Len(t, leases, 1)
 }
 
-// localWorker is the AWS-mode worker's journal path: the subscriber and a consumer that
-// projects each page — its journal items folded by app.Projector into the read models
-// of adapters/dynamodb, in one call per page — and acks it once they are committed.
+// recordingSubscriber passes a subscriber's pages on and records their records.
+type recordingSubscriber struct {
+	message.Subscriber
+	t    *testing.T
+	mu   sync.Mutex
+	seen []delivery
+	wg   sync.WaitGroup
+}
+
+func (r *recordingSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	in, err := r.Subscriber.Subscribe(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan *message.Message)
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer close(out)
+		for msg := range in {
+			p, err := decodePage("", msg)
+			assert.NoError(r.t, err)
+			r.mu.Lock()
+			r.seen = append(r.seen, p.records...)
+			r.mu.Unlock()
+			out <- msg
+		}
+	}()
+	return out, nil
+}
+
+// all returns the records of the pages passed on so far.
+func (r *recordingSubscriber) all() []delivery {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.seen)
+}
+
+// localWorker is the AWS-mode worker's journal path: the subscriber under the real
+// Watermill router and projector (one commit per page), with the read models and
+// quarantine of adapters/dynamodb.
 type localWorker struct {
-	sub *Subscriber
-	rec *recorder
+	sub    *Subscriber
+	rec    *recordingSubscriber
+	router *message.Router
 }
 
 func startLocalWorker(t *testing.T, ddb *dynamodb.Client, streams *dynamodbstreams.Client, dcfg awdynamodb.Config, cfg Config) *localWorker {
@@ -214,35 +252,22 @@ func startLocalWorker(t *testing.T, ddb *dynamodb.Client, streams *dynamodbstrea
 	cfg.TableName, cfg.LeaseTable = dcfg.JournalTable, dcfg.TablesOf(1).Control
 	sub, err := NewSubscriber(cfg, streams, ddb, q, testLogger(), nil)
 	require.NoError(t, err)
+	rec := &recordingSubscriber{Subscriber: sub, t: t}
 	metrics, err := app.NewMetrics(nil)
 	require.NoError(t, err)
-	projector := app.NewProjector(rm, discardLogger(), metrics)
-	rec := &recorder{t: t}
-	rec.setDecide(func(p pageDelivery, msg *message.Message) answer {
-		var events []domain.Event
-		for _, d := range p.records {
-			ev, err := domain.DecodeJournalItemJSON([]byte(d.payload))
-			if err != nil {
-				t.Errorf("record %s: %v", d.seq, err)
-				return nack
-			}
-			events = append(events, ev)
-		}
-		if err := projector.Project(msg.Context(), events, nil); err != nil {
-			return nack
-		}
-		return ack
-	})
-	ch, err := sub.Subscribe(t.Context(), app.TopicJournal)
+	r, err := app.NewRouter(app.RouterConfig{}, app.JournalFeed{Subscriber: rec}, app.StatusChangeFeed{},
+		app.NewQuarantinePublisher(q, metrics), app.NewProjector(rm, discardLogger(), metrics), nil, nil, discardLogger())
 	require.NoError(t, err)
-	rec.consume(cfg.WorkerID, ch)
-	w := &localWorker{sub: sub, rec: rec}
+	go func() { _ = r.Run(context.Background()) }()
+	<-r.Running()
+	w := &localWorker{sub: sub, rec: rec, router: r}
 	t.Cleanup(w.stop)
 	return w
 }
 
-// stop closes the subscriber (drain, checkpoint, release) and waits for the consumer.
+// stop closes the router, which closes the subscriber: drain, checkpoint, release.
 func (w *localWorker) stop() {
+	_ = w.router.Close()
 	_ = w.sub.Close()
 	w.rec.wg.Wait()
 }

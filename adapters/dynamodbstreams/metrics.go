@@ -212,6 +212,8 @@ type readerStatus struct {
 	sinceProgress time.Duration
 	// lastErr is the last read error since the last successful read.
 	lastErr string
+	// reading is how long the GetRecords call in flight has run (0: none).
+	reading time.Duration
 }
 
 func (r *shardReader) status(now time.Time) readerStatus {
@@ -223,6 +225,9 @@ func (r *shardReader) status(now time.Time) readerStatus {
 	}
 	if e := r.lastErr.Load(); e != nil {
 		st.lastErr = *e
+	}
+	if since := r.readingSince.Load(); since != 0 {
+		st.reading = max(mono-time.Duration(since), 0)
 	}
 	return st
 }

@@ -144,6 +144,8 @@ type shardReader struct {
 	readPos atomic.Int64
 	// lastErr is the last read error since the last successful read.
 	lastErr atomic.Pointer[string]
+	// readingSince is when the GetRecords call in flight began (0: none).
+	readingSince atomic.Int64
 
 	// Loop state, run goroutine only.
 	iterator       *string
@@ -386,7 +388,9 @@ func (r *shardReader) nextWake(now time.Time) time.Duration {
 func (r *shardReader) fetch() (exitReason, bool) {
 	cfg := &r.c.cfg
 	start := time.Now()
+	r.readingSince.Store(int64(start.Sub(clockBase)))
 	out, err := r.c.s.streams.GetRecords(r.ctx, &dynamodbstreams.GetRecordsInput{ShardIterator: r.iterator, Limit: aws.Int32(int32(cfg.MaxRecords))})
+	r.readingSince.Store(0)
 	if err != nil {
 		return r.readError(err)
 	}

@@ -1,6 +1,7 @@
 package dynamodbstreams
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -60,10 +61,11 @@ func TestDynamoDBLocal_StalledReaderIsNotReady(t *testing.T) {
 	require.NoError(t, proxy.SetRules([]faultinject.Rule{{Service: faultinject.ServiceStreams, Operations: []string{"GetRecords"},
 		Kind: faultinject.ServerError, Rate: 1}}))
 	put()
-	waitFor(t, 20*time.Second, "the readiness check to fail", func() bool { return sub.CheckStalled(t.Context()) != nil })
-	err = sub.CheckStalled(t.Context())
-	assert.ErrorContains(t, err, "stalled")
-	assert.ErrorContains(t, err, "InternalServerError", "with the last read error")
+	waitFor(t, 20*time.Second, "the readiness check to fail with the read error", func() bool {
+		err := sub.CheckStalled(t.Context())
+		return err != nil && strings.Contains(err.Error(), "InternalServerError")
+	})
+	assert.ErrorContains(t, sub.CheckStalled(t.Context()), "stream shard shardId-")
 	assert.GreaterOrEqual(t, gauge("agentwatch_dynamodbstreams_shard_seconds_since_read"), 2.0)
 	assert.GreaterOrEqual(t, gauge("agentwatch_dynamodbstreams_lag_seconds"), 2.0, "the lag grows while reads fail")
 	assert.Equal(t, 1.0, gauge("agentwatch_dynamodbstreams_leases_held"), "still holding the lease")

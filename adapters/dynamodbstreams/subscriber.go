@@ -178,10 +178,17 @@ func (s *Subscriber) CheckStalled(context.Context) error {
 		if st.sinceProgress <= s.cfg.StallTimeout {
 			continue
 		}
-		why := "no read error (the page in flight is not acked)"
-		if st.lastErr != "" {
-			why = "last error: " + st.lastErr
+		var whys []string
+		if st.reading > 0 {
+			whys = append(whys, fmt.Sprintf("a GetRecords call running for %s", st.reading.Round(time.Second)))
 		}
+		if st.lastErr != "" {
+			whys = append(whys, "last read error: "+st.lastErr)
+		}
+		if len(whys) == 0 {
+			whys = append(whys, "no read error: the page out is not acked")
+		}
+		why := strings.Join(whys, "; ")
 		errs = append(errs, fmt.Errorf("stream shard %s stalled: no successful read for %s and no page acked for %s (bound %s); %s",
 			r.shardID, st.sinceRead.Round(time.Second), st.sinceProgress.Round(time.Second), s.cfg.StallTimeout, why))
 	}
