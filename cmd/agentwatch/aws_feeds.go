@@ -33,8 +33,8 @@ func registerAWSFeedFlags(f *pflag.FlagSet) *awsFeedFlags {
 		"URL of the SQS queue of Step Functions status changes in aws mode; without it status changes come only through POST /v1/events and ingest (env AGENTWATCH_SFN_QUEUE_URL)")
 	f.IntVar(&o.batchSize, "sfn-queue-batch", sqs.MaxBatchSize, "messages per SQS receive, 1 to 10")
 	f.IntVar(&o.concurrency, "sfn-queue-workers", 4, "SQS workers: each long-polls and handles one message at a time")
-	f.DurationVar(&o.visibility, "sfn-queue-visibility-timeout", 0,
-		"visibility timeout of received messages, whole seconds (0: the queue's); a failed message comes back after it")
+	f.DurationVar(&o.visibility, "sfn-queue-visibility-timeout", sqs.DefaultVisibilityTimeout,
+		"visibility timeout of received messages, whole seconds; extended while a message is handled, so a dead worker's messages and a failed one come back within it")
 	f.StringSliceVar(&o.tagKeys, "agent-tag-keys", envList("AGENTWATCH_AGENT_TAG_KEYS", sfn.DefaultTagKeys),
 		"state-machine tag keys holding the agent name, first match wins (env AGENTWATCH_AGENT_TAG_KEYS, comma-separated)")
 	f.DurationVar(&o.tagTTL, "agent-tag-ttl", 10*time.Minute, "how long state-machine tags are cached")
