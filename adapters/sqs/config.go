@@ -33,6 +33,11 @@ const (
 	// DefaultMaxExtension is how long a message is kept invisible at most by
 	// extensions after its receive.
 	DefaultMaxExtension = 15 * time.Minute
+	// DefaultRetryDelay is how long a nacked message stays invisible before it is
+	// received again: the visibility timeout of the queue in deployments/, so that a
+	// message that keeps failing reaches the dead-letter queue after about as long as
+	// it did when that timeout governed retries (maxReceiveCount × 60 s).
+	DefaultRetryDelay = 60 * time.Second
 )
 
 // Config configures the queue feed.
@@ -66,6 +71,12 @@ type Config struct {
 	// and is received again (harmless — appends are idempotent — but it counts toward
 	// maxReceiveCount). Default 15 min.
 	MaxExtension time.Duration
+	// RetryDelay is how long a nacked message (its append failed: DynamoDB down,
+	// throttled) stays invisible before it is received again (ChangeMessageVisibility
+	// when it is nacked). With the queue's redrive policy, a message that keeps failing
+	// goes to the dead-letter queue after about maxReceiveCount × RetryDelay: long
+	// enough to ride out an outage of a few minutes. Whole seconds. Default 60 s.
+	RetryDelay time.Duration
 	// Concurrency is how many workers receive from the queue, each with its own long
 	// poll; each handles one message at a time, so it is also how many messages are
 	// handled at once. Default: 4.
@@ -95,6 +106,9 @@ func (c *Config) SetDefaults() {
 	if c.MaxExtension == 0 {
 		c.MaxExtension = max(DefaultMaxExtension, c.VisibilityTimeout)
 	}
+	if c.RetryDelay == 0 {
+		c.RetryDelay = DefaultRetryDelay
+	}
 }
 
 // Validate reports every invalid field.
@@ -120,6 +134,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("sqs: VisibilityTimeout must be %s to %s, is %s", MinVisibilityTimeout, MaxVisibilityTimeout, c.VisibilityTimeout))
 	} else if c.VisibilityTimeout%time.Second != 0 {
 		errs = append(errs, fmt.Errorf("sqs: VisibilityTimeout is whole seconds, is %s", c.VisibilityTimeout))
+	}
+	if c.RetryDelay < time.Second || c.RetryDelay > MaxVisibilityTimeout || c.RetryDelay%time.Second != 0 {
+		errs = append(errs, fmt.Errorf("sqs: RetryDelay must be whole seconds from 1s to %s, is %s", MaxVisibilityTimeout, c.RetryDelay))
 	}
 	if c.MaxExtension < c.VisibilityTimeout || c.MaxExtension > MaxVisibilityTimeout {
 		errs = append(errs, fmt.Errorf("sqs: MaxExtension must be VisibilityTimeout (%s) to %s, is %s", c.VisibilityTimeout, MaxVisibilityTimeout, c.MaxExtension))

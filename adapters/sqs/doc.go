@@ -11,8 +11,10 @@
 // visibility is extended to it again. The timeout can therefore be short: the messages
 // of a worker that dies (SIGKILL, a lost task) come back within one timeout — about
 // 10 s, plus the receive wait of the worker that takes them — instead of waiting out
-// the queue's own (60 s in deployments/). A nacked message comes back after what is
-// left of its timeout, and the redrive policy counts its receives as before. A closing
+// the queue's own (60 s in deployments/). A nacked message is made invisible for
+// Config.RetryDelay (default 60 s, the queue's timeout in deployments/), so a message
+// that keeps failing reaches the dead-letter queue after about maxReceiveCount ×
+// RetryDelay, as it did when the queue's timeout governed retries. A closing
 // subscriber makes the messages it received but did not hand out visible at once.
 // Messages that cannot be parsed are acked after the router's poison middleware put them
 // in the quarantine. DeadLetterQueue reads the dead-letter queue without consuming it

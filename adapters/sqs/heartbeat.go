@@ -25,8 +25,8 @@ import (
 // messages, as one batch; a DeleteMessage that succeeds removes its message; one that
 // fails removes the rest of that batch too (watermill-aws abandons the rest of a batch
 // after a failed delete, leaving it to come back after its timeout). A message
-// released after a nack (see releaseSet) is removed and comes back after what is left
-// of its timeout. No message is extended beyond Config.MaxExtension after its receive,
+// released after a nack (see releaseSet) is removed, and its visibility set to
+// Config.RetryDelay. No message is extended beyond Config.MaxExtension after its receive,
 // so a handle that is never settled cannot keep a message away for good. Close stops
 // the heartbeat and makes the messages still held visible at once (visibility 0), so
 // that other workers take them without waiting.
@@ -114,11 +114,19 @@ func (h *heartbeat) deleted(handle string, err error) {
 	}
 }
 
-// forget stops extending a message (it was released after a nack).
+// forget stops extending a message.
 func (h *heartbeat) forget(handle string) {
 	h.mu.Lock()
 	delete(h.held, handle)
 	h.mu.Unlock()
+}
+
+// retryAfter stops extending a nacked message and sets its visibility to delay, when
+// it is received again. If that fails, it comes back after what is left of its
+// timeout instead.
+func (h *heartbeat) retryAfter(handle string, delay time.Duration) {
+	h.forget(handle)
+	h.change([]string{handle}, delay, resultDelayed)
 }
 
 // count returns how many messages are held.

@@ -22,6 +22,7 @@ const (
 // Results of a visibility change, the label values of Metrics.VisibilityChanges.
 const (
 	resultExtended = "extended"
+	resultDelayed  = "retry_delayed"
 	resultReturned = "returned"
 	resultFailed   = "failed"
 )
@@ -37,8 +38,9 @@ type Metrics struct {
 	// policy allows: the queue moves each to the dead-letter queue.
 	LastReceives prometheus.Counter
 	// VisibilityChanges counts messages whose visibility was changed, by result:
-	// extended (the heartbeat of a message waiting or being handled), returned (made
-	// visible at once when the subscriber closed), failed.
+	// extended (the heartbeat of a message waiting or being handled), retry_delayed (a
+	// nacked message, invisible for Config.RetryDelay), returned (made visible at once
+	// when the subscriber closed), failed.
 	VisibilityChanges *prometheus.CounterVec
 }
 
@@ -56,11 +58,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	}
 	m.VisibilityChanges = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "agentwatch", Subsystem: "sqs", Name: "visibility_changes_total",
-		Help: "Status-change messages whose visibility timeout was changed, by result: extended (kept invisible while waiting or being handled), returned (made visible at once on shutdown), failed.",
+		Help: "Status-change messages whose visibility timeout was changed, by result: extended (kept invisible while waiting or being handled), retry_delayed (nacked: received again after the retry delay), returned (made visible at once on shutdown), failed.",
 	}, []string{"result"})
 	m.Messages.WithLabelValues(resultDeleted)
 	m.Messages.WithLabelValues(resultReleased)
-	for _, r := range []string{resultExtended, resultReturned, resultFailed} {
+	for _, r := range []string{resultExtended, resultDelayed, resultReturned, resultFailed} {
 		m.VisibilityChanges.WithLabelValues(r)
 	}
 	if err := app.RegisterCollectors(reg, m.Messages, m.LastReceives, m.VisibilityChanges); err != nil {

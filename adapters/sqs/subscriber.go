@@ -48,7 +48,7 @@ const metaReceiptHandle = "_agentwatch_sqs_receipt_handle"
 //     the handler returned nil.
 //   - While a message waits in its batch or is being handled, its visibility is
 //     extended (see the package doc), so the timeout never runs out under it.
-//   - Nack leaves it in the queue: it comes back when its visibility timeout runs out,
+//   - Nack leaves it in the queue: it comes back after Config.RetryDelay,
 //     and the queue's redrive policy moves it to the dead-letter queue once it was
 //     received maxReceiveCount times. Unlike watermill-aws on its own, a nack does not
 //     abandon the rest of the received batch: the other messages are handled at once and
@@ -221,7 +221,7 @@ func (s *Subscriber) forward(ctx context.Context, m *message.Message, out chan<-
 			m.Nack() // cannot release without a receipt handle: watermill-aws's nack
 			return
 		}
-		s.hb.forget(receipt) // it comes back after what is left of its timeout
+		s.hb.retryAfter(receipt, s.cfg.RetryDelay)
 		s.release.add(receipt)
 		m.Ack()
 	case <-s.closing:

@@ -33,6 +33,7 @@ func TestConfigDefaultsAndValidate(t *testing.T) {
 	assert.Equal(t, 4, c.Concurrency)
 	assert.Equal(t, 10*time.Second, c.VisibilityTimeout, "short: extended while a message is handled")
 	assert.Equal(t, 15*time.Minute, c.MaxExtension)
+	assert.Equal(t, time.Minute, c.RetryDelay, "a failing message waits as long as the queue's own timeout made it")
 
 	tests := []struct {
 		name string
@@ -43,8 +44,8 @@ func TestConfigDefaultsAndValidate(t *testing.T) {
 		{"a name, not a URL", sqs.Config{QueueURL: "status-changes"}, []string{"not a queue URL"}},
 		{"an ARN, not a URL", sqs.Config{QueueURL: "arn:aws:sqs:us-east-1:123456789012:q"}, []string{"not a queue URL"}},
 		{"everything wrong at once", sqs.Config{QueueURL: "x", DLQURL: "y", BatchSize: 11, WaitTime: 21 * time.Second,
-			VisibilityTimeout: 500 * time.Millisecond, MaxExtension: 13 * time.Hour, Concurrency: -1},
-			[]string{"QueueURL", "DLQURL", "BatchSize", "WaitTime", "VisibilityTimeout", "MaxExtension", "Concurrency"}},
+			VisibilityTimeout: 500 * time.Millisecond, MaxExtension: 13 * time.Hour, RetryDelay: 1500 * time.Millisecond, Concurrency: -1},
+			[]string{"QueueURL", "DLQURL", "BatchSize", "WaitTime", "VisibilityTimeout", "MaxExtension", "RetryDelay", "Concurrency"}},
 		{"visibility in whole seconds", sqs.Config{QueueURL: "https://sqs.us-east-1.amazonaws.com/1/q", VisibilityTimeout: 1500 * time.Millisecond},
 			[]string{"VisibilityTimeout is whole seconds"}},
 	}
@@ -72,6 +73,9 @@ func feedOn(t *testing.T, cfg sqs.Config, maxReceiveCount int, visibility time.D
 	}
 	if cfg.VisibilityTimeout == 0 {
 		cfg.VisibilityTimeout = visibility
+	}
+	if cfg.RetryDelay == 0 {
+		cfg.RetryDelay = visibility
 	}
 	m, err := sqs.NewMetrics(prometheus.NewRegistry())
 	require.NoError(t, err)
@@ -440,4 +444,33 @@ func TestSubscriberCloseReturnsWhatItHeld(t *testing.T) {
 	require.NoError(t, sub.Close())
 	waitQueue(t, client, q.URL, 2, 0)
 	assert.Equal(t, 2.0, counter(t, m.VisibilityChanges.WithLabelValues("returned")))
+}
+
+// A nacked message stays invisible for RetryDelay — longer than the short visibility
+// timeout — and is then received again: retries of a failing message are spaced as
+// they were when the queue's own timeout governed them.
+func TestSubscriberNackedMessageComesBackAfterTheRetryDelay(t *testing.T) {
+	const retryDelay = 4 * time.Second
+	sub, client, q, m := feedOn(t, sqs.Config{Concurrency: 1, RetryDelay: retryDelay}, 3, time.Second)
+	send(t, client, q.URL, "failing")
+	msgs, err := sub.Subscribe(t.Context(), app.TopicStatusChanges)
+	require.NoError(t, err)
+	var nacked time.Time
+	select {
+	case msg := <-msgs:
+		msg.Nack()
+		nacked = time.Now()
+	case <-time.After(20 * time.Second):
+		t.Fatal("no message")
+	}
+	receiveNone(t, client, q.URL, retryDelay-time.Second)
+	select {
+	case msg := <-msgs:
+		assert.GreaterOrEqual(t, time.Since(nacked), retryDelay-500*time.Millisecond, "not before the retry delay")
+		assert.Equal(t, "2", msg.Metadata.Get(sqs.MetaReceiveCount))
+		msg.Ack()
+	case <-time.After(20 * time.Second):
+		t.Fatal("the nacked message did not come back")
+	}
+	assert.Equal(t, 1.0, counter(t, m.VisibilityChanges.WithLabelValues("retry_delayed")))
 }
