@@ -45,7 +45,6 @@ var operatorOnly = map[string]string{
 	"dynamodb:UpdateTable":        "migrate adds a missing index, or the stream of an existing journal table",
 	"dynamodb:DescribeTimeToLive": "migrate checks the TTL attribute",
 	"dynamodb:UpdateTimeToLive":   "migrate enables the TTL attribute",
-	"sqs:ChangeMessageVisibility": "`agentwatch dlq` peeks at the dead-letter queue and puts the messages back",
 	"s3:PutObject":                "`agentwatch export --out s3://...`",
 	"s3:AbortMultipartUpload":     "`agentwatch export --out s3://...`",
 }
@@ -107,7 +106,14 @@ func (s *stackShape) resourcesFor(role, action string) (keys []string, ok bool) 
 			return []string{keyQueue}, true
 		case "GetQueueAttributes":
 			return []string{keyQueue, keyDLQ}, true
-		case "GetQueueUrl", "ChangeMessageVisibility":
+		case "ChangeMessageVisibility":
+			// The worker extends the visibility of the messages it handles; `agentwatch
+			// dlq` peeks at the dead-letter queue and puts the messages back.
+			if role == roleWorker {
+				return []string{keyQueue}, true
+			}
+			return []string{keyDLQ}, true
+		case "GetQueueUrl":
 			return []string{keyDLQ}, true
 		}
 	case "sns":
