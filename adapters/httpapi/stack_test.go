@@ -46,6 +46,10 @@ type stackOptions struct {
 	ready       func(context.Context) error
 	noIngester  bool
 	failJournal bool
+	// resolver, when set, resolves agent names (a fault can be planted in it).
+	resolver domain.AgentNameResolver
+	// wrapJournal, when set, wraps the journal the ingester appends to.
+	wrapJournal func(app.JournalAppender) app.JournalAppender
 }
 
 func newStack(t *testing.T, opts stackOptions) *stack {
@@ -72,7 +76,11 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	s.queries = app.NewQueries(app.ReaderParts{Reader: readModel, JournalReader: journal, StatsReader: readModel, ProjectionStore: readModel},
 		s.alerts, readModel, s.quarantine)
 	if !opts.noIngester {
-		s.ingester = app.NewIngester(appender, s.quarantine, nil, domain.MappingConfig{}, logger, metrics)
+		var journalOut app.JournalAppender = appender
+		if opts.wrapJournal != nil {
+			journalOut = opts.wrapJournal(appender)
+		}
+		s.ingester = app.NewIngester(journalOut, s.quarantine, opts.resolver, domain.MappingConfig{}, logger, metrics)
 	}
 	s.server, err = httpapi.New(opts.config, s.queries, s.ingester, registry, opts.ready, logger)
 	require.NoError(t, err)
