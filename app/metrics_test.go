@@ -88,7 +88,7 @@ func TestLabelledCountersStartAtZero(t *testing.T) {
 		"agentwatch_alerts_raised_total": {
 			{"kind": string(stuck.KindStuck)}, {"kind": string(stuck.KindMissingCompletion)}, {"kind": string(stuck.KindRecovered)},
 		},
-		"agentwatch_alerts_delivered_total":       {{"sink": "log"}, {"sink": "webhook"}},
+		"agentwatch_alerts_delivered_total":        {{"sink": "log"}, {"sink": "webhook"}},
 		"agentwatch_alert_delivery_failures_total": {{"sink": "webhook"}},
 	}
 	have := gather(t, reg)
