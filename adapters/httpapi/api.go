@@ -78,6 +78,10 @@ func (s *Server) routes(gatherer prometheus.Gatherer, assets http.Handler) *http
 		ErrorHandling: promhttp.ContinueOnError,
 		ErrorLog:      slogPromLogger{s},
 	}))
+	mux.HandleFunc("POST /auth/login", s.postLogin)
+	mux.HandleFunc("POST /auth/logout", s.postLogout)
+	mux.HandleFunc("GET /login", s.serveLogin)
+	mux.HandleFunc("GET /login.js", s.serveLoginScript)
 	mux.HandleFunc("GET /{$}", s.servePage)
 	mux.Handle("GET /assets/", assets)
 	mux.HandleFunc("/", s.noRoute)

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,13 +35,22 @@ type HTTPParams struct {
 	// Gatherer is optional: without it, /metrics is empty.
 	Gatherer prometheus.Gatherer `optional:"true"`
 	// Ready is optional: without it, /readyz is 200 while the server serves.
-	Ready  ReadyCheck `optional:"true"`
-	Logger *slog.Logger
+	Ready ReadyCheck `optional:"true"`
+	// Registerer is optional: with it, the server's own metrics are registered.
+	Registerer prometheus.Registerer `optional:"true"`
+	Logger     *slog.Logger
 }
 
 // newFromParams is New for fx.
 func newFromParams(p HTTPParams) (*Server, error) {
-	return New(p.Config, p.Queries, p.Ingester, p.Gatherer, p.Ready, p.Logger)
+	s, err := New(p.Config, p.Queries, p.Ingester, p.Gatherer, p.Ready, p.Logger)
+	if err != nil {
+		return nil, err
+	}
+	if err := app.RegisterCollectors(p.Registerer, s.Collectors()...); err != nil {
+		return nil, fmt.Errorf("register http metrics: %w", err)
+	}
+	return s, nil
 }
 
 func registerLifecycle(lc fx.Lifecycle, s *Server) {

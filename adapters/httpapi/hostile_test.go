@@ -67,6 +67,7 @@ func TestMetricsStartAtZero(t *testing.T) {
 		`agentwatch_unknown_status_events_total{source="projection",status="other"} 0`,
 		`agentwatch_alerts_raised_total{kind="stuck"} 0`,
 		`agentwatch_alerts_raised_total{kind="missing_completion"} 0`,
+		`agentwatch_http_requests_refused_total{reason="cross_origin"} 0`,
 	} {
 		assert.Contains(t, string(m.body), line)
 	}

@@ -84,6 +84,7 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	}
 	s.server, err = httpapi.New(opts.config, s.queries, s.ingester, registry, opts.ready, logger)
 	require.NoError(t, err)
+	require.NoError(t, app.RegisterCollectors(registry, s.server.Collectors()...))
 	s.http = httptest.NewServer(s.server.Handler())
 	t.Cleanup(s.http.Close)
 	return s
