@@ -264,19 +264,39 @@ func (in *Ingester) appendRecovering(ctx context.Context, source string, events 
 	return results, false, err
 }
 
-// toEvent maps a decoded input to the journal event it appends.
+// toEvent maps a decoded input to the journal event it appends, refusing fields over
+// their caps (domain.MaxTextFieldBytes and the others): what agentwatch takes in is
+// bounded, while items agents write to the journal directly are kept as they are.
 func (in *Ingester) toEvent(ctx context.Context, source string, inp domain.Input) (domain.Event, IngestResult, error) {
 	res := IngestResult{Kind: inp.Kind}
 	var ev domain.Event
 	switch {
 	case inp.StatusChange != nil:
+		prefix := ""
+		if inp.Kind == domain.InputSNS {
+			prefix = "Message."
+		}
+		if err := inp.StatusChange.CheckIngestCaps(prefix); err != nil {
+			return ev, res, err
+		}
 		var err error
 		ev, err = domain.MapStatusChange(ctx, *inp.StatusChange, in.resolver, in.mapping)
 		if err != nil {
 			return ev, res, err // says "map status change of execution ..." itself
 		}
+		if n := len(ev.Exec.AgentName); n > domain.MaxNameBytes {
+			return ev, res, &domain.FieldError{Field: prefix + "detail.input",
+				Reason: fmt.Sprintf("names an agent of %d bytes, over its cap of %d bytes for ingested objects", n, domain.MaxNameBytes)}
+		}
 	case inp.Event != nil:
 		ev = *inp.Event
+		prefix := ""
+		if inp.Kind == domain.InputStreamRecord {
+			prefix = "dynamodb.NewImage."
+		}
+		if err := ev.CheckIngestCaps(prefix); err != nil {
+			return ev, res, err
+		}
 	default:
 		return ev, res, fmt.Errorf("%w: empty input", domain.ErrInvalid)
 	}

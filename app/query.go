@@ -49,25 +49,36 @@ func (q *Queries) Execution(ctx context.Context, arn string) (executionindex.Ite
 	return it, nil
 }
 
-// SessionEvents returns a session's journal items in seed-002 form.
-func (q *Queries) SessionEvents(ctx context.Context, id string, query SessionEventsQuery) ([]domain.JournalItem, error) {
+// AnsweredItem is a journal item as the CLI and the API answer it: in seed-002 form,
+// every attribute cut to domain.MaxAnswerFieldBytes (an agent may have written a
+// megabyte-long ErrorMessage straight to the journal), and Truncated naming the
+// attributes that were cut.
+type AnsweredItem struct {
+	domain.JournalItem
+	Truncated []string `json:"truncated,omitempty"`
+}
+
+// SessionEvents returns a session's journal items in seed-002 form, bounded.
+func (q *Queries) SessionEvents(ctx context.Context, id string, query SessionEventsQuery) ([]AnsweredItem, error) {
 	evs, err := q.reader.SessionEvents(ctx, id, query)
 	if err != nil {
 		return nil, fmt.Errorf("session %s events: %w", id, err)
 	}
-	items := make([]domain.JournalItem, len(evs))
+	items := make([]AnsweredItem, len(evs))
 	for i := range evs {
-		items[i] = evs[i].Item()
+		items[i].JournalItem, items[i].Truncated = evs[i].Item().Bounded(domain.MaxAnswerFieldBytes)
 	}
 	return items, nil
 }
 
 // TimelineEntry is one event of a session's timeline.
 type TimelineEntry struct {
-	Status       domain.Status `json:"status"`
-	Timestamp    string        `json:"timestamp"`
-	SK           string        `json:"sk"`
-	ErrorMessage string        `json:"errorMessage,omitempty"`
+	Status    domain.Status `json:"status"`
+	Timestamp string        `json:"timestamp"`
+	SK        string        `json:"sk"`
+	// ErrorMessage is cut to domain.MaxAnswerFieldBytes; ErrorMessageTruncated says so.
+	ErrorMessage          string `json:"errorMessage,omitempty"`
+	ErrorMessageTruncated bool   `json:"errorMessageTruncated,omitempty"`
 	// SincePreviousMs is the time since the previous event; SinceStartMs since the first.
 	SincePreviousMs int64 `json:"sincePreviousMs"`
 	SinceStartMs    int64 `json:"sinceStartMs"`
@@ -123,8 +134,9 @@ func (q *Queries) Session(ctx context.Context, id string) (SessionView, error) {
 	prev := first
 	for i := range evs {
 		e := &evs[i]
+		msg, cut := domain.Truncate(e.ErrorMessage, domain.MaxAnswerFieldBytes)
 		v.Timeline = append(v.Timeline, TimelineEntry{
-			Status: e.Status, Timestamp: domain.FormatTime(e.Timestamp), SK: e.SK, ErrorMessage: e.ErrorMessage,
+			Status: e.Status, Timestamp: domain.FormatTime(e.Timestamp), SK: e.SK, ErrorMessage: msg, ErrorMessageTruncated: cut,
 			SincePreviousMs: e.Timestamp.Sub(prev).Milliseconds(), SinceStartMs: e.Timestamp.Sub(first).Milliseconds(),
 			Known: e.Status.Known(),
 		})

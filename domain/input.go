@@ -615,6 +615,85 @@ func jsonString(raw json.RawMessage) (s string, ok bool) {
 	return s, true
 }
 
+// reasonNotUTF8 is why an id or a status that is not valid UTF-8 is rejected.
+const reasonNotUTF8 = "is not valid UTF-8: ids and statuses are kept byte for byte, and replacing the bad bytes would make different ids one"
+
+// validUTF8String reports whether raw, a JSON string token from validated JSON, holds
+// valid UTF-8: no invalid byte, and no \u escape of a surrogate that is not half of a
+// pair. encoding/json replaces both with U+FFFD, which would make different byte strings
+// decode to the same id.
+func validUTF8String(raw []byte) bool {
+	if len(raw) < 2 || raw[0] != '"' {
+		return true // not a string: the caller reports the type
+	}
+	body := raw[1 : len(raw)-1]
+	if !utf8.Valid(body) {
+		return false
+	}
+	if bytes.IndexByte(body, '\\') < 0 {
+		return true
+	}
+	for i := 0; i < len(body); i++ {
+		if body[i] != '\\' {
+			continue
+		}
+		i++
+		if i >= len(body) || body[i] != 'u' {
+			continue // a one-character escape
+		}
+		r, ok := hex4(body[i+1:])
+		if !ok {
+			return false
+		}
+		i += 4
+		switch {
+		case r >= 0xD800 && r <= 0xDBFF: // a high surrogate: a low one must follow
+			if i+6 >= len(body) || body[i+1] != '\\' || body[i+2] != 'u' {
+				return false
+			}
+			lo, ok := hex4(body[i+3:])
+			if !ok || lo < 0xDC00 || lo > 0xDFFF {
+				return false
+			}
+			i += 6
+		case r >= 0xDC00 && r <= 0xDFFF: // a low surrogate alone
+			return false
+		}
+	}
+	return true
+}
+
+// hex4 reads four hex digits.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		r <<= 4
+		switch {
+		case c >= '0' && c <= '9':
+			r |= rune(c - '0')
+		case c >= 'a' && c <= 'f':
+			r |= rune(c-'a') + 10
+		case c >= 'A' && c <= 'F':
+			r |= rune(c-'A') + 10
+		default:
+			return 0, false
+		}
+	}
+	return r, true
+}
+
+// checkIDs reports each of fields of m that is a string but not valid UTF-8.
+func checkIDs(m map[string]json.RawMessage, fe fieldErrors, fields ...string) {
+	for _, f := range fields {
+		if raw, ok := m[f]; ok && !validUTF8String(raw) {
+			fe.add(f, reasonNotUTF8)
+		}
+	}
+}
+
 // optString reads an optional string field: absent and null give "".
 func optString(m map[string]json.RawMessage, field string, fe fieldErrors) string {
 	raw, ok := m[field]

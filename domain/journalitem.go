@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // JournalItem is a journal item as it is stored: the attributes of the DynamoDB table
@@ -149,6 +150,13 @@ func (it *JournalItem) event(fe fieldErrors) Event {
 	if it.Status == "" {
 		fe.add("Status", "is missing")
 	}
+	for _, a := range journalStringAttrs {
+		// Items that come from a store rather than from JSON (the JSON decoders check
+		// the bytes they read themselves).
+		if journalIDAttrs[a.name] && !utf8.ValidString(*a.ptr(it)) {
+			fe.add(a.name, reasonNotUTF8)
+		}
+	}
 
 	switch {
 	case it.Timestamp != "":
@@ -289,6 +297,13 @@ var journalStringAttrs = [...]struct {
 	{"SourceEventId", func(it *JournalItem) *string { return &it.SourceEventID }},
 }
 
+// journalIDAttrs are the attributes that identify something (a session, an event, an
+// execution, a state machine, an agent) or are a status: they must be valid UTF-8.
+var journalIDAttrs = map[string]bool{
+	"PK": true, "SK": true, "Status": true, "ExecutionArn": true, "StateMachineArn": true,
+	"ExecutionName": true, "AgentName": true, "SourceEventId": true,
+}
+
 // journalBoolAttrs lists the boolean attributes of a journal item.
 var journalBoolAttrs = [...]struct {
 	name string
@@ -304,6 +319,9 @@ func journalItemFromJSON(m map[string]json.RawMessage, fe fieldErrors) JournalIt
 	for _, a := range journalStringAttrs {
 		if raw, ok := m[a.name]; ok {
 			*a.ptr(&it) = stringValue(raw, a.name, fe)
+			if journalIDAttrs[a.name] && !validUTF8String(raw) {
+				fe.add(a.name, reasonNotUTF8)
+			}
 		}
 	}
 	if raw, ok := m["RedriveCount"]; ok {
@@ -383,6 +401,8 @@ func journalItemFromDynamoJSON(m map[string]json.RawMessage, fe fieldErrors) Jou
 			s, ok := jsonString(v)
 			if !ok {
 				fe.add(a.name, `must hold a JSON string in "S", found `+jsonKind(v))
+			} else if journalIDAttrs[a.name] && !validUTF8String(v) {
+				fe.add(a.name, reasonNotUTF8)
 			}
 			*a.ptr(&it) = s
 		default:

@@ -194,9 +194,9 @@ func (s *Server) listSessionEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if items == nil {
-		items = []domain.JournalItem{}
+		items = []app.AnsweredItem{}
 	}
-	writeJSON(w, r, http.StatusOK, list[domain.JournalItem]{Items: items})
+	writeJSON(w, r, http.StatusOK, list[app.AnsweredItem]{Items: items})
 }
 
 // statsQuery reads granularity, from and to.

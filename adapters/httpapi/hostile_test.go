@@ -138,3 +138,95 @@ func TestIngestPanicCostsOnlyItsObject(t *testing.T) {
 		})
 	}
 }
+
+// TestIngestRejectsInvalidUTF8Ids: invalid UTF-8 in an id was replaced with U+FFFD, so
+// that two different byte strings became one session.
+func TestIngestRejectsInvalidUTF8Ids(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	at := day.Add(12 * time.Hour)
+	body := "[" + mustJSONRaw(agentEvent("x\xff", "SESSION_INITIATED", at, "")) + "," +
+		mustJSONRaw(agentEvent("x\xfe", "SESSION_INITIATED", at, "")) + "," +
+		mustJSON(agentEvent("fine", "SESSION_INITIATED", at, "")) + "]"
+	a, rep := s.ingestReport(body)
+	require.Equal(t, http.StatusOK, a.status, "body: %s", a.body)
+	assert.Equal(t, 1, rep.Accepted, "body: %s", a.body)
+	assert.Equal(t, 2, rep.Rejected, "body: %s", a.body)
+	for _, r := range rep.Results[:2] {
+		assert.Equal(t, app.IngestRejected, r.Status)
+		assert.Contains(t, r.Reason, "PK: is not valid UTF-8")
+	}
+	assert.Equal(t, http.StatusNotFound, s.get("/v1/sessions/x%EF%BF%BD").status, "no merged session")
+}
+
+// mustJSONRaw renders m as JSON keeping invalid UTF-8 bytes of its strings as they
+// are (encoding/json would replace them), as a hostile client sends them.
+func mustJSONRaw(m map[string]any) string {
+	var b strings.Builder
+	b.WriteString("{")
+	first := true
+	for k, v := range m {
+		if !first {
+			b.WriteString(",")
+		}
+		first = false
+		b.WriteString(`"` + k + `":"` + strings.ReplaceAll(v.(string), `"`, `\"`) + `"`)
+	}
+	b.WriteString("}")
+	return b.String()
+}
+
+// TestIngestFieldCaps: a 9.9 MB ErrorMessage was accepted; now the object is rejected
+// with a reason naming the field and its cap, and the others are kept.
+func TestIngestFieldCaps(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	at := day.Add(13 * time.Hour)
+	huge := agentEvent("huge", "AGENT_BACKGROUND_TASK_FAILED", at, strings.Repeat("E", 9_900_000))
+	x := execution{agent: "a", name: "cause", session: "s-cause", start: at}
+	longCause := statusChange(x, "FAILED", at.Add(time.Second), "States.TaskFailed", strings.Repeat("c", domain.MaxTextFieldBytes+1))
+	a, rep := s.ingestReport(mustJSON([]any{huge, longCause, agentEvent("small", "SESSION_INITIATED", at, "")}))
+	require.Equal(t, http.StatusOK, a.status, "body: %.2000s", a.body)
+	assert.Equal(t, 1, rep.Accepted)
+	assert.Equal(t, 2, rep.Rejected)
+	assert.Contains(t, rep.Results[0].Reason, "ErrorMessage: is 9900000 bytes, over its cap of 65536 bytes")
+	assert.Contains(t, rep.Results[1].Reason, "detail.cause: is 65537 bytes, over its cap of 65536 bytes")
+	assert.Less(t, len(a.body), 64<<10, "the answer does not echo the field")
+}
+
+// TestAnswersAreBounded: an agent may write a 9.9 MB ErrorMessage straight to the
+// journal (which keeps it); one session answer was then 29.7 MB. What agentwatch
+// derives and answers is bounded and says it was cut.
+func TestAnswersAreBounded(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	at := day.Add(14 * time.Hour)
+	huge := strings.Repeat("é", 4_950_000) // 9.9 MB
+	evs := []domain.Event{
+		{SessionID: "huge", SK: "EVENT#" + domain.FormatTime(at), Status: domain.StatusSessionInitiated, Timestamp: at},
+		{SessionID: "huge", SK: "EVENT#" + domain.FormatTime(at.Add(time.Second)), Status: domain.StatusInvocationFailed,
+			Timestamp: at.Add(time.Second), ErrorMessage: huge},
+	}
+	_, err := s.direct.Append(t.Context(), evs)
+	require.NoError(t, err)
+
+	v := s.get("/v1/sessions/huge")
+	require.Equal(t, http.StatusOK, v.status)
+	assert.Less(t, len(v.body), 64<<10, "session answer of %d bytes", len(v.body))
+	var view app.SessionView
+	v.decode(t, &view)
+	require.Len(t, view.Timeline, 2)
+	assert.True(t, view.Timeline[1].ErrorMessageTruncated)
+	assert.Contains(t, view.Timeline[1].ErrorMessage, "bytes in all]")
+	assert.LessOrEqual(t, len(view.Diagnosis.ErrorMessage), domain.MaxSessionErrorBytes)
+
+	e := s.get("/v1/sessions/huge/events")
+	require.Equal(t, http.StatusOK, e.status)
+	assert.Less(t, len(e.body), 64<<10, "events answer of %d bytes", len(e.body))
+	var l struct {
+		Items []app.AnsweredItem `json:"items"`
+	}
+	e.decode(t, &l)
+	require.Len(t, l.Items, 2)
+	assert.Equal(t, []string{"ErrorMessage"}, l.Items[1].Truncated)
+	assert.Empty(t, l.Items[0].Truncated)
+	assert.Contains(t, l.Items[1].ErrorMessage, "9900000 bytes in all]")
+	assert.LessOrEqual(t, len(l.Items[1].ErrorMessage), domain.MaxAnswerFieldBytes)
+}

@@ -38,6 +38,9 @@ type stack struct {
 	server     *httpapi.Server
 	http       *httptest.Server
 	logs       *syncBuffer
+	// direct appends to the journal as an agent's PutItem would, bypassing ingest,
+	// and projects.
+	direct app.JournalAppender
 }
 
 // stackOptions adjust a stack.
@@ -73,6 +76,7 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 		checkpoints: sqlite.NewCheckpointStore(db),
 		fail:        opts.failJournal,
 	}
+	s.direct = appender
 	s.queries = app.NewQueries(app.ReaderParts{Reader: readModel, JournalReader: journal, StatsReader: readModel, ProjectionStore: readModel},
 		s.alerts, readModel, s.quarantine)
 	if !opts.noIngester {
