@@ -40,6 +40,48 @@ type IngestReport struct {
 	Rejected  int            `json:"rejected"`
 }
 
+// Objects is how many objects the report counts.
+func (r *IngestReport) Objects() int { return r.Accepted + r.Duplicate + r.Rejected }
+
+// count adds one result to the totals: the one tally of accepted, duplicate and
+// rejected objects, whoever ingests.
+func (r *IngestReport) count(s IngestStatus) {
+	switch s {
+	case IngestAccepted:
+		r.Accepted++
+	case IngestDuplicate:
+		r.Duplicate++
+	default:
+		r.Rejected++
+	}
+}
+
+// Append adds the report of a later part of the same input (a chunk of a long NDJSON
+// file) to r: the part's indexes are shifted past r's objects (its lines are the
+// input's already: see domain.SplitNDJSON), and its totals added. keep, when not nil,
+// chooses the results r keeps (its totals count them all).
+func (r *IngestReport) Append(part IngestReport, keep func(IngestResult) bool) {
+	offset := r.Objects()
+	for _, res := range part.Results {
+		res.Index += offset
+		if keep == nil || keep(res) {
+			r.Results = append(r.Results, res)
+		}
+	}
+	r.Accepted += part.Accepted
+	r.Duplicate += part.Duplicate
+	r.Rejected += part.Rejected
+}
+
+// reasonOf is the reason an object is rejected for: the error, without the "object N
+// (line L)" that the result says on its own.
+func reasonOf(err error) string {
+	if ie, ok := errors.AsType[*domain.InputError](err); ok {
+		return ie.Reason()
+	}
+	return err.Error()
+}
+
 // Ingester turns ingest objects — Step Functions status changes (EventBridge envelopes,
 // raw or SNS-wrapped) and journal items — into journal appends. Malformed objects are
 // rejected with the reason and quarantined; they never cost the other objects of a
@@ -68,32 +110,46 @@ func NewIngester(journal JournalAppender, quarantine Quarantine, resolver domain
 		logger: logger, metrics: metrics, now: time.Now}
 }
 
-// IngestBody ingests a body of one JSON object, a JSON array, or NDJSON. The error is
-// non-nil only when the journal could not be written (nothing about the input) or the
-// projector is too far behind (a *BackpressureError, before anything is read): then
-// the caller may retry the whole body, since appends are idempotent.
+// IngestBody ingests a body of one JSON object, a JSON array, or NDJSON
+// (domain.SplitInput tells which). The error is non-nil only when the journal could
+// not be written (nothing about the input) or the projector is too far behind (a
+// *BackpressureError, before anything is read): then the caller may retry the whole
+// body, since appends are idempotent.
 func (in *Ingester) IngestBody(ctx context.Context, source string, body []byte) (IngestReport, error) {
+	return in.ingestSplit(ctx, source, body, func() ([]domain.InputObject, error) { return domain.SplitInput(body) })
+}
+
+// IngestNDJSON ingests a body declared NDJSON, each line on its own
+// (domain.SplitNDJSON); firstLine is the body's first line in the whole input. Errors
+// are IngestBody's.
+func (in *Ingester) IngestNDJSON(ctx context.Context, source string, body []byte, firstLine int) (IngestReport, error) {
+	return in.ingestSplit(ctx, source, body, func() ([]domain.InputObject, error) { return domain.SplitNDJSON(body, firstLine) })
+}
+
+// ingestSplit splits body with split and ingests its objects. A body that holds no
+// object at all is one rejected object. A panic while splitting rejects the body as a
+// whole, since there are no objects to keep apart.
+func (in *Ingester) ingestSplit(ctx context.Context, source string, body []byte, split func() ([]domain.InputObject, error)) (IngestReport, error) {
 	if err := in.gate.Admit(ctx); err != nil {
 		return IngestReport{}, err
 	}
-	objs, err := in.split(ctx, source, body)
+	objs, err := func() (objs []domain.InputObject, err error) {
+		defer func() {
+			if v := recover(); v != nil {
+				objs, err = nil, in.panicked(ctx, source, "body", v)
+			}
+		}()
+		return split()
+	}()
 	if err != nil {
-		rep := IngestReport{Results: []IngestResult{{Index: 0, Status: IngestRejected, Reason: err.Error()}}, Rejected: 1}
+		var rep IngestReport
+		rep.Results = []IngestResult{{Index: 0, Line: 1, Status: IngestRejected, Reason: err.Error()}}
+		rep.count(IngestRejected)
 		in.reject(ctx, source, "", string(truncate(body, 64<<10)), err.Error())
+		in.metrics.ingested(source, string(IngestRejected))
 		return rep, nil
 	}
-	return in.ingest(ctx, source, objs)
-}
-
-// split splits a body into its objects; a panic rejects the body as a whole, since
-// there are no objects to keep apart.
-func (in *Ingester) split(ctx context.Context, source string, body []byte) (objs []domain.InputObject, err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			objs, err = nil, in.panicked(ctx, source, "body", v)
-		}
-	}()
-	return domain.SplitInput(body)
+	return in.IngestObjects(ctx, source, objs)
 }
 
 // IngestObject ingests one object (a queue message, say). It returns an error wrapping
@@ -145,7 +201,10 @@ func (in *Ingester) panicked(ctx context.Context, source, what string, v any) er
 	return fmt.Errorf("%w (it was rejected, the other objects were kept; the log has the details)", ErrIngestPanic)
 }
 
-func (in *Ingester) ingest(ctx context.Context, source string, objs []domain.InputObject) (IngestReport, error) {
+// IngestObjects ingests the objects of a body that the caller split (with
+// domain.SplitInput or SplitNDJSON): one result per object, in order, each accepted,
+// a duplicate or rejected with its reason (and quarantined). Errors are IngestBody's.
+func (in *Ingester) IngestObjects(ctx context.Context, source string, objs []domain.InputObject) (IngestReport, error) {
 	rep := IngestReport{Results: make([]IngestResult, len(objs))}
 	events := make([]domain.Event, 0, len(objs))
 	where := make([]int, 0, len(objs))
@@ -158,8 +217,8 @@ func (in *Ingester) ingest(ctx context.Context, source string, objs []domain.Inp
 			where = append(where, i)
 			continue
 		}
-		rep.Results[i].Status, rep.Results[i].Reason = IngestRejected, err.Error()
-		in.reject(ctx, source, objectKey(o), string(o.Raw), err.Error())
+		rep.Results[i].Status, rep.Results[i].Reason = IngestRejected, reasonOf(err)
+		in.reject(ctx, source, objectKey(o), string(o.Raw), rep.Results[i].Reason)
 	}
 	if len(events) > 0 {
 		results, err := in.appendIsolated(ctx, source, events)
@@ -176,14 +235,7 @@ func (in *Ingester) ingest(ctx context.Context, source string, objs []domain.Inp
 		}
 	}
 	for _, r := range rep.Results {
-		switch r.Status {
-		case IngestAccepted:
-			rep.Accepted++
-		case IngestDuplicate:
-			rep.Duplicate++
-		default:
-			rep.Rejected++
-		}
+		rep.count(r.Status)
 		in.metrics.ingested(source, string(r.Status))
 	}
 	return rep, nil

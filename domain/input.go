@@ -151,6 +151,10 @@ func (e *InputError) Error() string {
 	return fmt.Sprintf("object %d (line %d): %v", e.Index, e.Line, e.Err)
 }
 
+// Reason says what is wrong without saying where (for an answer that says where on
+// its own, such as an ingest result with its index and line).
+func (e *InputError) Reason() string { return e.Err.Error() }
+
 // Unwrap lets errors.Is find ErrInvalid and errors.As find the FieldErrors inside.
 func (e *InputError) Unwrap() []error { return []error{ErrInvalid, e.Err} }
 
@@ -171,31 +175,56 @@ var utf8BOM = []byte("\xef\xbb\xbf")
 func SplitInput(body []byte) ([]InputObject, error) {
 	body = bytes.TrimPrefix(body, utf8BOM)
 	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, fmt.Errorf("%w: empty body: expected a JSON object, a JSON array of objects, or NDJSON", ErrInvalid)
+		return nil, errEmptyBody
 	}
 	var s splitter
 	if isNDJSON(body) {
-		line := 1
-		for rest := body; len(rest) > 0; line++ {
-			l := rest
-			if i := bytes.IndexByte(rest, '\n'); i >= 0 {
-				l, rest = rest[:i], rest[i+1:]
-			} else {
-				rest = nil
-			}
-			if l = bytes.TrimSpace(l); len(l) > 0 {
-				if json.Valid(l) {
-					s.values(l, line)
-				} else {
-					// One bad line is one bad object, whatever it holds.
-					s.fail(line, malformed(json.Unmarshal(l, new(any)), &lineCounter{data: l, line: line}))
-				}
-			}
-		}
+		s.lines(body, 1)
 	} else {
 		s.values(body, 1)
 	}
 	return s.out, nil
+}
+
+// errEmptyBody is what splitting a body with nothing in it says.
+var errEmptyBody = fmt.Errorf("%w: empty body: expected a JSON object, a JSON array of objects, or NDJSON", ErrInvalid)
+
+// SplitNDJSON splits a body declared NDJSON (application/x-ndjson, JSON lines) into its
+// objects, each line on its own whatever the body looks like as a whole: a line that is
+// not JSON is one malformed object, a line holding an array contributes its elements,
+// and the lines around a bad one are unaffected. firstLine is the body's first line
+// number (1, or more for a chunk of a longer input), so that lines and errors name the
+// lines of the whole input. The error is non-nil, and matches ErrInvalid, only for a
+// body with no JSON at all.
+func SplitNDJSON(body []byte, firstLine int) ([]InputObject, error) {
+	body = bytes.TrimPrefix(body, utf8BOM)
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, errEmptyBody
+	}
+	var s splitter
+	s.lines(body, firstLine)
+	return s.out, nil
+}
+
+// lines splits body line by line, its first line being line firstLine.
+func (s *splitter) lines(body []byte, firstLine int) {
+	line := firstLine
+	for rest := body; len(rest) > 0; line++ {
+		l := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			l, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = nil
+		}
+		if l = bytes.TrimSpace(l); len(l) > 0 {
+			if json.Valid(l) {
+				s.values(l, line)
+			} else {
+				// One bad line is one bad object, whatever it holds.
+				s.fail(line, malformed(json.Unmarshal(l, new(any)), &lineCounter{data: l, line: line}))
+			}
+		}
+	}
 }
 
 // isNDJSON reports whether body is NDJSON, to be parsed line by line so that a bad

@@ -107,15 +107,15 @@ func (it *JournalItem) event(fe fieldErrors) Event {
 	e := Event{
 		SK:           it.SK,
 		Status:       Status(it.Status),
-		ErrorMessage: it.ErrorMessage,
+		ErrorMessage: validText(it.ErrorMessage),
 		Exec: Execution{
 			ExecutionArn:    it.ExecutionArn,
 			StateMachineArn: it.StateMachineArn,
 			ExecutionName:   it.ExecutionName,
 			AgentName:       it.AgentName,
-			Error:           it.Error,
-			Cause:           it.Cause,
-			RedriveStatus:   it.RedriveStatus,
+			Error:           validText(it.Error),
+			Cause:           validText(it.Cause),
+			RedriveStatus:   validText(it.RedriveStatus),
 			SourceEventID:   it.SourceEventID,
 			InputIncluded:   cloneBool(it.InputIncluded),
 			OutputIncluded:  cloneBool(it.OutputIncluded),
@@ -190,6 +190,27 @@ func (it *JournalItem) event(fe fieldErrors) Event {
 		fe.add("ExecutionArn", "is missing (required on "+ExecutionPrefix+"* events)")
 	}
 	return e
+}
+
+// validText repairs a text attribute (not an id) that is not valid UTF-8 the way
+// encoding/json does, each invalid byte becoming U+FFFD, so that an item read from a
+// store says the same as the item decoded from its JSON.
+func validText(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			b.WriteString("\uFFFD")
+		} else {
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
 }
 
 // journalTime parses an optional item date; "" gives the zero time.

@@ -28,7 +28,7 @@ import (
 // journal in the background, the stack projects synchronously inside each append, so
 // that what a POST accepted is readable as soon as the POST answers.
 type stack struct {
-	t          *testing.T
+	t          testing.TB
 	db         *sqlite.DB
 	alerts     *sqlite.AlertStore
 	quarantine *sqlite.QuarantineStore
@@ -53,12 +53,18 @@ type stackOptions struct {
 	resolver domain.AgentNameResolver
 	// wrapJournal, when set, wraps the journal the ingester appends to.
 	wrapJournal func(app.JournalAppender) app.JournalAppender
+	// quiet logs warnings and errors only (long fuzz runs would keep every request).
+	quiet bool
 }
 
-func newStack(t *testing.T, opts stackOptions) *stack {
+func newStack(t testing.TB, opts stackOptions) *stack {
 	t.Helper()
 	logs := &syncBuffer{}
-	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	level := slog.LevelDebug
+	if opts.quiet {
+		level = slog.LevelWarn
+	}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level}))
 	db, err := sqlite.Open(t.Context(), t.TempDir(), logger)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, db.Close()) })
@@ -148,7 +154,7 @@ type answer struct {
 }
 
 // json decodes the body into a generic value.
-func (a answer) json(t *testing.T) map[string]any {
+func (a answer) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(a.body, &m), "body: %s", a.body)
@@ -156,7 +162,7 @@ func (a answer) json(t *testing.T) map[string]any {
 }
 
 // decode decodes the body into v.
-func (a answer) decode(t *testing.T, v any) {
+func (a answer) decode(t testing.TB, v any) {
 	t.Helper()
 	require.NoError(t, json.Unmarshal(a.body, v), "body: %s", a.body)
 }

@@ -1,11 +1,7 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -46,9 +42,6 @@ func (l *localProjection) catchUp(ctx context.Context) (int, error) {
 	return l.projector.CatchUp(ctx, l.tail, l.checkpoints, l.checkpoint, 2000)
 }
 
-// ingestChunk is how many NDJSON lines one journal append carries.
-const ingestChunk = 5000
-
 func newIngestCommand(g *globals) *cobra.Command {
 	var quiet bool
 	cmd := &cobra.Command{
@@ -71,28 +64,9 @@ func newIngestCommand(g *globals) *cobra.Command {
 			cfg.SetDefaults()
 			local, populate := g.localProjection(cfg)
 			return g.withApp(cmd.Context(), cfg, []fx.Option{fx.Populate(&ingester), populate}, func(ctx context.Context) error {
-				total := app.IngestReport{Results: []app.IngestResult{}}
-				offset := 0
-				err := readChunks(in, func(body []byte, lines int) error {
-					rep, err := ingestWaiting(ctx, ingester, local, body)
-					if err != nil {
-						return err
-					}
-					for _, r := range rep.Results {
-						r.Index += offset
-						if r.Line > 0 {
-							r.Line += lines
-						}
-						if r.Status == app.IngestRejected || !quiet {
-							total.Results = append(total.Results, r)
-						}
-					}
-					offset += len(rep.Results)
-					total.Accepted += rep.Accepted
-					total.Duplicate += rep.Duplicate
-					total.Rejected += rep.Rejected
-					return nil
-				})
+				total, err := ingester.IngestReader(ctx, app.SourceCLI, in, func(r app.IngestResult) bool {
+					return r.Status == app.IngestRejected || !quiet
+				}, waitForProjection(local))
 				if err != nil {
 					return err
 				}
@@ -119,29 +93,25 @@ func newIngestCommand(g *globals) *cobra.Command {
 	return cmd
 }
 
-// ingestWaiting ingests body, waiting while the projector is too far behind: it
+// waitForProjection is what ingest does while the projector is too far behind: it
 // projects the backlog itself (in embedded mode, beside any worker: commits are
 // exactly-once whoever makes them), or sleeps as the refusal says.
-func ingestWaiting(ctx context.Context, ingester *app.Ingester, local *localProjection, body []byte) (app.IngestReport, error) {
-	for {
-		rep, err := ingester.IngestBody(ctx, "cli", body)
-		bp, ok := errors.AsType[*app.BackpressureError](err)
-		if !ok {
-			return rep, err
-		}
-		n, cerr := local.catchUp(ctx)
-		if cerr != nil {
-			return rep, fmt.Errorf("project the backlog: %w", cerr)
+func waitForProjection(local *localProjection) func(ctx context.Context, refused *app.BackpressureError) error {
+	return func(ctx context.Context, refused *app.BackpressureError) error {
+		n, err := local.catchUp(ctx)
+		if err != nil {
+			return fmt.Errorf("project the backlog: %w", err)
 		}
 		if n > 0 {
-			continue
+			return nil
 		}
-		t := time.NewTimer(bp.RetryAfter)
+		t := time.NewTimer(refused.RetryAfter)
+		defer t.Stop()
 		select {
 		case <-ctx.Done():
-			t.Stop()
-			return rep, ctx.Err()
+			return ctx.Err()
 		case <-t.C:
+			return nil
 		}
 	}
 }
@@ -155,47 +125,4 @@ func openInput(cmd *cobra.Command, name string) (io.Reader, func(), error) {
 		return nil, nil, fmt.Errorf("open input: %w", err)
 	}
 	return f, func() { f.Close() }, nil
-}
-
-// readChunks feeds fn with the input in pieces: NDJSON in chunks of ingestChunk lines
-// (so a million events never sit in memory at once), anything else whole. lines is the
-// number of lines before the chunk.
-func readChunks(r io.Reader, fn func(body []byte, lines int) error) error {
-	br := bufio.NewReaderSize(r, 1<<20)
-	first, err := br.ReadBytes('\n')
-	if err != nil && err != io.EOF {
-		return fmt.Errorf("read input: %w", err)
-	}
-	if t := bytes.TrimSpace(first); len(t) == 0 || t[0] != '{' || !json.Valid(t) {
-		// A JSON array, a pretty-printed object, or a single line: one body.
-		rest, err := io.ReadAll(br)
-		if err != nil {
-			return fmt.Errorf("read input: %w", err)
-		}
-		return fn(append(first, rest...), 0)
-	}
-	var chunk bytes.Buffer
-	chunk.Write(first)
-	n, before := 1, 0
-	for {
-		line, err := br.ReadBytes('\n')
-		if len(line) > 0 {
-			chunk.Write(line)
-			n++
-		}
-		if n >= ingestChunk || (err == io.EOF && chunk.Len() > 0) {
-			if ferr := fn(bytes.Clone(chunk.Bytes()), before); ferr != nil {
-				return ferr
-			}
-			before += n
-			chunk.Reset()
-			n = 0
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("read input: %w", err)
-		}
-	}
 }
