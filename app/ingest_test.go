@@ -59,7 +59,7 @@ func TestIngestReaderChunks(t *testing.T) {
 func TestIngestReaderWholeBodies(t *testing.T) {
 	e := newEmbedded(t, t.TempDir(), time.Now())
 	for _, tt := range []struct {
-		name, body                   string
+		name, body                  string
 		accepted, rejected, objects int
 	}{
 		{"an array", `[{"PK":"SESSION#a","SK":"EVENT#2024-11-04T10:30:00.000Z","Status":"S"}, 1]`, 1, 1, 2},

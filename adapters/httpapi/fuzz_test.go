@@ -65,7 +65,9 @@ func (q *memQuarantine) Quarantine(context.Context, app.Quarantined) error {
 	return nil
 }
 
-func (q *memQuarantine) ListQuarantined(context.Context, int) ([]app.Quarantined, error) { return nil, nil }
+func (q *memQuarantine) ListQuarantined(context.Context, int) ([]app.Quarantined, error) {
+	return nil, nil
+}
 
 func (q *memQuarantine) CountQuarantined(context.Context) (int64, error) {
 	q.mu.Lock()
