@@ -219,6 +219,7 @@ func TestAnswersAreBounded(t *testing.T) {
 
 	e := s.get("/v1/sessions/huge/events")
 	require.Equal(t, http.StatusOK, e.status)
+	t.Logf("a 9.9 MB ErrorMessage: /v1/sessions/huge answers %d bytes, /v1/sessions/huge/events %d bytes", len(v.body), len(e.body))
 	assert.Less(t, len(e.body), 64<<10, "events answer of %d bytes", len(e.body))
 	var l struct {
 		Items []app.AnsweredItem `json:"items"`
