@@ -13,6 +13,7 @@ import (
 
 	"github.com/agentwatch/agentwatch/domain"
 	"github.com/agentwatch/agentwatch/projections/executionindex"
+	"github.com/agentwatch/agentwatch/projections/stuck"
 )
 
 // CoreModule provides the use cases every subcommand needs: metrics, the ingester, the
@@ -205,4 +206,36 @@ func newDetector(p DetectorParams) *Detector {
 
 func registerDetector(lc fx.Lifecycle, d *Detector) {
 	lc.Append(fx.StartStopHook(d.Start, d.Stop))
+}
+
+// RebuildModule provides the Rebuilder, for `agentwatch rebuild` and bench, from the
+// backend's journal scanner (and tail or session recorder), generations and
+// checkpoints.
+var RebuildModule = fx.Module("rebuild", fx.Provide(newFxRebuilder))
+
+// RebuilderParams are the rebuilder's dependencies in the fx graph.
+type RebuilderParams struct {
+	fx.In
+	Config  Config
+	Journal JournalScanner
+	Tail    JournalTail `optional:"true"`
+	// Recorder catches up a generation where the journal has no tail (DynamoDB).
+	Recorder    SessionRecorder `optional:"true"`
+	Reader      JournalReader
+	Gens        GenerationStore
+	Checkpoints CheckpointStore
+	Logger      *slog.Logger
+	Metrics     *Metrics
+}
+
+func newFxRebuilder(p RebuilderParams) *Rebuilder {
+	det := p.Config.Detector.Stuck
+	if det.Timeouts == nil {
+		det = stuck.DefaultConfig()
+	}
+	rb := NewRebuilder(p.Journal, p.Tail, p.Gens, p.Checkpoints, det, p.Logger, p.Metrics)
+	if p.Tail == nil && p.Recorder != nil {
+		rb.WithSessionRecorder(p.Recorder, p.Reader)
+	}
+	return rb
 }

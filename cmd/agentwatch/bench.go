@@ -111,7 +111,7 @@ func (g *globals) bench(ctx context.Context, n int, seed uint64, parallel int) e
 	var rb *app.Rebuilder
 	var gens app.GenerationStore
 	cfg := app.Config{}
-	populate := []fx.Option{fx.Provide(newRebuilderFx), fx.Populate(&journal, &rb, &gens)}
+	populate := []fx.Option{app.RebuildModule, fx.Populate(&journal, &rb, &gens)}
 	var cmp awsComparison
 	if g.backend == "aws" {
 		populate = append(populate, fx.Populate(&cmp.client, &cmp.counter, &cmp.cfg))

@@ -14,7 +14,6 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/agentwatch/agentwatch/app"
-	"github.com/agentwatch/agentwatch/projections/stuck"
 )
 
 func newRebuildCommand(g *globals) *cobra.Command {
@@ -31,7 +30,7 @@ func newRebuildCommand(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var rb *app.Rebuilder
 			cfg := app.Config{}
-			return g.withApp(cmd.Context(), cfg, []fx.Option{fx.Provide(newRebuilderFx), fx.Populate(&rb)}, func(ctx context.Context) error {
+			return g.withApp(cmd.Context(), cfg, []fx.Option{app.RebuildModule, fx.Populate(&rb)}, func(ctx context.Context) error {
 				progress, done := progressReporter(g.logger())
 				opts.Progress = progress
 				rep, err := rb.Rebuild(ctx, opts)
@@ -55,33 +54,6 @@ func newRebuildCommand(g *globals) *cobra.Command {
 	f.DurationVar(&opts.Grace, "grace", 5*time.Second, "keep the old generation this long after the switch, then drop it")
 	f.BoolVar(&g.asJSON, "json", false, "print the report as JSON")
 	return cmd
-}
-
-// RebuilderParams are the rebuilder's dependencies in the fx graph.
-type RebuilderParams struct {
-	fx.In
-	Config  app.Config
-	Journal app.JournalScanner
-	Tail    app.JournalTail `optional:"true"`
-	// Recorder catches up a generation where the journal has no tail (DynamoDB).
-	Recorder    app.SessionRecorder `optional:"true"`
-	Reader      app.JournalReader
-	Gens        app.GenerationStore
-	Checkpoints app.CheckpointStore
-	Logger      *slog.Logger
-	Metrics     *app.Metrics
-}
-
-func newRebuilderFx(p RebuilderParams) *app.Rebuilder {
-	det := p.Config.Detector.Stuck
-	if det.Timeouts == nil {
-		det = stuck.DefaultConfig()
-	}
-	rb := app.NewRebuilder(p.Journal, p.Tail, p.Gens, p.Checkpoints, det, p.Logger, p.Metrics)
-	if p.Tail == nil && p.Recorder != nil {
-		rb.WithSessionRecorder(p.Recorder, p.Reader)
-	}
-	return rb
 }
 
 // progressReporter shows a progress bar with events/s and ETA on a terminal, and a log
