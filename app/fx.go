@@ -27,6 +27,7 @@ var CoreModule = fx.Module("app",
 		newIngester,
 		NewProjector,
 		newQueries,
+		newFxLocalProjection,
 	),
 )
 

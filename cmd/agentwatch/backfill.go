@@ -109,15 +109,13 @@ func parseRate(v string) (float64, error) {
 // report, and in embedded mode projects what it appended.
 func (g *globals) runBackfill(ctx context.Context, o *backfillOptions, mods []fx.Option) error {
 	var bf *app.Backfiller
-	var cfg app.Config
-	cfg.SetDefaults()
-	local, populate := g.localProjection(cfg)
-	return g.withApp(ctx, cfg, append(mods, fx.Populate(&bf), populate), func(ctx context.Context) error {
+	var local *app.LocalProjection
+	return g.withApp(ctx, app.Config{}, append(mods, fx.Populate(&bf, &local)), func(ctx context.Context) error {
 		rep, runErr := bf.Run(ctx, o.cfg)
 		projected := 0
 		if runErr == nil && !o.cfg.DryRun {
 			var err error
-			if projected, err = local.catchUp(ctx); err != nil {
+			if projected, err = local.CatchUp(ctx); err != nil {
 				return fmt.Errorf("project backfilled events: %w", err)
 			}
 		}

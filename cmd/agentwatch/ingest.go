@@ -5,42 +5,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"time"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/fx"
 
 	"github.com/agentwatch/agentwatch/app"
 )
-
-// localProjection projects, in embedded mode, what a command appended to the journal,
-// so that listings show the effect whether or not a worker runs. In AWS mode the
-// worker projects from the journal's stream, and catchUp does nothing.
-type localProjection struct {
-	projector   *app.Projector
-	tail        app.JournalTail
-	checkpoints app.CheckpointStore
-	checkpoint  string
-}
-
-// localProjection returns the projection and the fx option that fills it.
-func (g *globals) localProjection(cfg app.Config) (*localProjection, fx.Option) {
-	l := &localProjection{checkpoint: cfg.CheckpointName}
-	populate := fx.Populate(&l.projector, &l.checkpoints)
-	if g.backend == "sqlite" {
-		populate = fx.Options(populate, fx.Populate(&l.tail))
-	}
-	return l, populate
-}
-
-// catchUp projects the journal events after the worker's checkpoint and returns how
-// many it projected.
-func (l *localProjection) catchUp(ctx context.Context) (int, error) {
-	if l.tail == nil {
-		return 0, nil
-	}
-	return l.projector.CatchUp(ctx, l.tail, l.checkpoints, l.checkpoint, 2000)
-}
 
 func newIngestCommand(g *globals) *cobra.Command {
 	var quiet bool
@@ -60,17 +30,15 @@ func newIngestCommand(g *globals) *cobra.Command {
 			}
 			defer closeIn()
 			var ingester *app.Ingester
-			var cfg app.Config
-			cfg.SetDefaults()
-			local, populate := g.localProjection(cfg)
-			return g.withApp(cmd.Context(), cfg, []fx.Option{fx.Populate(&ingester), populate}, func(ctx context.Context) error {
+			var local *app.LocalProjection
+			return g.withApp(cmd.Context(), app.Config{}, []fx.Option{fx.Populate(&ingester, &local)}, func(ctx context.Context) error {
 				total, err := ingester.IngestReader(ctx, app.SourceCLI, in, func(r app.IngestResult) bool {
 					return r.Status == app.IngestRejected || !quiet
-				}, waitForProjection(local))
+				}, local.WaitOut)
 				if err != nil {
 					return err
 				}
-				projected, err := local.catchUp(ctx)
+				projected, err := local.CatchUp(ctx)
 				if err != nil {
 					return fmt.Errorf("project ingested events: %w", err)
 				}
@@ -91,29 +59,6 @@ func newIngestCommand(g *globals) *cobra.Command {
 	cmd.Flags().BoolVar(&g.asJSON, "json", false, "print the per-object report as JSON (as POST /v1/events answers)")
 	cmd.Flags().BoolVar(&quiet, "quiet", true, "list only rejected objects in the report")
 	return cmd
-}
-
-// waitForProjection is what ingest does while the projector is too far behind: it
-// projects the backlog itself (in embedded mode, beside any worker: commits are
-// exactly-once whoever makes them), or sleeps as the refusal says.
-func waitForProjection(local *localProjection) func(ctx context.Context, refused *app.BackpressureError) error {
-	return func(ctx context.Context, refused *app.BackpressureError) error {
-		n, err := local.catchUp(ctx)
-		if err != nil {
-			return fmt.Errorf("project the backlog: %w", err)
-		}
-		if n > 0 {
-			return nil
-		}
-		t := time.NewTimer(refused.RetryAfter)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-			return nil
-		}
-	}
 }
 
 func openInput(cmd *cobra.Command, name string) (io.Reader, func(), error) {
