@@ -133,15 +133,19 @@ func (g *globals) dynamoConfig() dynamodb.Config {
 // withApp builds an fx app of the backend and the core use cases plus extra, starts
 // it, runs fn, and stops it.
 func (g *globals) withApp(ctx context.Context, cfg app.Config, extra []fx.Option, fn func(ctx context.Context) error) error {
-	logger := g.logger()
 	mods, err := g.backendModules(false)
 	if err != nil {
 		return err
 	}
 	cfg.SetDefaults()
-	opts := append([]fx.Option{fx.Supply(cfg, logger), fx.NopLogger, app.CoreModule}, mods...)
-	opts = append(opts, extra...)
-	fxApp := fx.New(opts...)
+	opts := append([]fx.Option{fx.Supply(cfg), app.CoreModule}, mods...)
+	return g.runModules(ctx, append(opts, extra...), fn)
+}
+
+// runModules builds an fx app of opts (and the logger), starts it, runs fn, and stops
+// it.
+func (g *globals) runModules(ctx context.Context, opts []fx.Option, fn func(ctx context.Context) error) error {
+	fxApp := fx.New(append([]fx.Option{fx.Supply(g.logger()), fx.NopLogger}, opts...)...)
 	if err := fxApp.Err(); err != nil {
 		return err
 	}
