@@ -7,6 +7,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/agentwatch/agentwatch/app/bench"
 )
 
 // TestBenchEmbedded runs `agentwatch bench` on a small journal and checks its report:
@@ -18,7 +20,7 @@ func TestBenchEmbedded(t *testing.T) {
 	require.NoError(t, err)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	assert.Contains(t, out, "rebuild: ")
-	var res benchResult
+	var res bench.RebuildResult
 	require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &res), "the last line is JSON: %s", lines[len(lines)-1])
 	assert.Equal(t, "sqlite", res.Backend)
 	assert.GreaterOrEqual(t, res.Events, int64(3000))

@@ -27,8 +27,6 @@ type globals struct {
 	logFormat    string
 	asJSON       bool
 	out          io.Writer
-	// cpuProfile, if set, receives bench's CPU profile.
-	cpuProfile *os.File
 	// awsFeeds are the run command's AWS feed flags.
 	awsFeeds *awsFeedFlags
 }

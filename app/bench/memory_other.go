@@ -1,6 +1,6 @@
 //go:build !unix
 
-package main
+package bench
 
 // syncFiles does nothing where there is no sync(2): the bench's figures may then include
 // the write-back of the journal it loaded.
