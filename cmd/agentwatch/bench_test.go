@@ -40,6 +40,32 @@ func TestBenchEmbedded(t *testing.T) {
 	assert.Contains(t, listed, "executionArn", "the rebuilt generation serves")
 }
 
+// TestBenchOnDynamoDBLocal runs `agentwatch bench --backend aws` on DynamoDB Local: the
+// rebuild's requests per event and the naive-projector and per-message-router
+// comparisons are in its report.
+func TestBenchOnDynamoDBLocal(t *testing.T) {
+	// The same key and region as dynamotest's own client: DynamoDB Local keeps one
+	// database per key and region.
+	t.Setenv("AWS_ACCESS_KEY_ID", "local")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
+	t.Setenv("AWS_REGION", "us-east-1")
+	args := backendArgs(t, "aws")
+	out, err := runCLI(t.Context(), append([]string{"bench", "--events", "300", "--seed", "5"}, args...)...)
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var res bench.RebuildResult
+	require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &res), "the last line is JSON: %s", lines[len(lines)-1])
+	assert.Equal(t, "aws", res.Backend)
+	assert.Positive(t, res.Requests)
+	assert.Positive(t, res.WriteRequests)
+	assert.Positive(t, res.NaiveWrites)
+	assert.Positive(t, res.NaiveTimeRatio)
+	assert.Greater(t, res.NaiveWritesRatio, 1.0, "the naive projector writes more than the rebuild")
+	assert.Positive(t, res.RouterTimeRatio)
+	assert.Contains(t, out, "naive projector")
+	assert.Contains(t, out, "GoChannel router")
+}
+
 // TestRebuildCommand rebuilds a data directory with the journal read in several parts
 // and checks the report and that the listings did not change; a bad --parallel is
 // refused, naming the flag, and leaves the serving generation as it was.
