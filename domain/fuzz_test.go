@@ -424,3 +424,23 @@ func fuzzTruncate(t *testing.T, s string, limit int) {
 		t.Fatalf("%d bytes over the limit of %d", len(got), limit)
 	}
 }
+
+func FuzzParseTimeBound(f *testing.F) {
+	for _, s := range []string{"now", "today", "yesterday", "2024-11-04", "24h", "7d", "2w", "-1h", "1.5d", "2024-11-04T10:30:00Z"} {
+		f.Add(s, true)
+	}
+	f.Fuzz(func(t *testing.T, s string, upper bool) {
+		now := time.Date(2024, 11, 4, 10, 30, 0, 0, time.UTC)
+		got, err := domain.ParseTimeBound("from", s, now, upper)
+		if err != nil {
+			checkInvalid(t, err)
+			if !got.IsZero() {
+				t.Fatalf("an error with a time: %v", got)
+			}
+			return
+		}
+		if strings.TrimSpace(s) == "" && !got.IsZero() {
+			t.Fatalf("%q is unbounded, got %v", s, got)
+		}
+	})
+}

@@ -25,7 +25,7 @@ func newBenchCommand(g *globals) *cobra.Command {
 		Long: "bench generates a journal with the simulator, loads it into a fresh store (a temporary data\n" +
 			"directory unless --data-dir is given), rebuilds every read model from it, and prints events,\n" +
 			"seconds, events/s, peak RSS (and on DynamoDB the requests per event), ending with one line of JSON.",
-		Args: cobra.NoArgs,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !cmd.Flags().Changed("data-dir") && g.backend == "sqlite" {
 				dir, err := os.MkdirTemp("", "agentwatch-bench-")

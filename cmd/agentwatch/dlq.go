@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/fx"
@@ -29,7 +28,7 @@ func newDLQCommand(g *globals) *cobra.Command {
 			"The dead-letter queue is found through the queue's redrive policy (--sfn-queue-url), or named\n" +
 			"with --dlq-url. Peeking receives the messages and makes them visible again at once; it adds one\n" +
 			"to their receive count.",
-		Args: cobra.NoArgs,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if peek < 0 {
 				return fmt.Errorf("--peek: must not be negative, is %d", peek)
@@ -73,7 +72,7 @@ func (g *globals) printDLQ(ctx context.Context, dlq *sqs.DeadLetterQueue, peek i
 		return nil
 	}
 	fmt.Fprintln(g.out)
-	t := newTable(g.out, "MESSAGE ID", "SENT", "RECEIVES", "STATUS", "EXECUTION", "REASON")
+	t := g.newTable("MESSAGE ID", "SENT", "RECEIVES", "STATUS", "EXECUTION", "REASON").flexible(4, 5)
 	for _, it := range items {
 		reason := it.Reason
 		if reason == "" {
@@ -81,7 +80,7 @@ func (g *globals) printDLQ(ctx context.Context, dlq *sqs.DeadLetterQueue, peek i
 		}
 		sent := "-"
 		if !it.SentAt.IsZero() {
-			sent = it.SentAt.Format(time.RFC3339)
+			sent = localTime(it.SentAt)
 		}
 		t.row(it.MessageID, sent, strconv.Itoa(it.ReceiveCount), orDash(it.Status), orDash(it.ExecutionArn), reason)
 	}

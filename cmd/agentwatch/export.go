@@ -24,7 +24,7 @@ type exportOptions struct {
 
 func newExportCommand(g *globals) *cobra.Command {
 	o := &exportOptions{}
-	cmd := &cobra.Command{
+	cmd := needsDatabase(&cobra.Command{
 		Use:   "export --since T [--out FILE|-|s3://bucket/prefix]",
 		Short: "Write the execution index as NDJSON, for analytics (to a file, stdout or S3)",
 		Long: "export writes every execution-index item started in [--since, --until], oldest first, one JSON\n" +
@@ -33,7 +33,7 @@ func newExportCommand(g *globals) *cobra.Command {
 			"uploads one object, prefix/agentwatch-executions-<export time>.ndjson, or exactly the key given\n" +
 			"when it ends in .ndjson, .jsonl or .json (one PutObject: up to 5 GB; the SDK's standard\n" +
 			"configuration, AWS_ENDPOINT_URL_S3 for a local server; needs s3:PutObject).",
-		Args: cobra.NoArgs,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			q, err := o.query()
 			if err != nil {
@@ -61,7 +61,7 @@ func newExportCommand(g *globals) *cobra.Command {
 				return nil
 			})
 		},
-	}
+	})
 	f := cmd.Flags()
 	f.StringVar(&o.since, "since", "", "executions started at or after (RFC 3339, YYYY-MM-DD, today, or a duration ago like 24h); required")
 	f.StringVar(&o.until, "until", "", "executions started at or before (default: now)")

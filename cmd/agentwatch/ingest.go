@@ -22,7 +22,7 @@ func newIngestCommand(g *globals) *cobra.Command {
 			"notification) or a journal item (plain or DynamoDB JSON). Each object is accepted, a\n" +
 			"duplicate, or rejected with the reason (and quarantined). In embedded mode the read models\n" +
 			"are brought up to date before it returns, whether or not a worker is running.",
-		Args: cobra.ExactArgs(1),
+		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			in, closeIn, err := openInput(cmd, args[0])
 			if err != nil {
@@ -43,7 +43,10 @@ func newIngestCommand(g *globals) *cobra.Command {
 					return fmt.Errorf("project ingested events: %w", err)
 				}
 				if g.asJSON {
-					return printJSON(g.out, total)
+					if err := printJSON(g.out, total); err != nil {
+						return err
+					}
+					return rejected(total.Rejected, total.Objects())
 				}
 				for _, r := range total.Results {
 					if r.Status == app.IngestRejected {
@@ -52,13 +55,22 @@ func newIngestCommand(g *globals) *cobra.Command {
 				}
 				fmt.Fprintf(g.out, "%d accepted, %d duplicate, %d rejected; %d journal events projected\n",
 					total.Accepted, total.Duplicate, total.Rejected, projected)
-				return nil
+				return rejected(total.Rejected, total.Objects())
 			})
 		},
 	}
 	cmd.Flags().BoolVar(&g.asJSON, "json", false, "print the per-object report as JSON (as POST /v1/events answers)")
 	cmd.Flags().BoolVar(&quiet, "quiet", true, "list only rejected objects in the report")
 	return cmd
+}
+
+// rejected is the error of an input of which some objects were rejected (exit 4), nil
+// when none was.
+func rejected(n, objects int) error {
+	if n == 0 {
+		return nil
+	}
+	return rejectedError{rejected: n, objects: objects}
 }
 
 func openInput(cmd *cobra.Command, name string) (io.Reader, func(), error) {

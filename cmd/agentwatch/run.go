@@ -44,7 +44,7 @@ func newRunCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the worker: ingest, projection, stuck detector, HTTP API and History page",
-		Args:  cobra.NoArgs,
+		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return g.runWorker(cmd.Context(), o)
 		},
