@@ -219,7 +219,8 @@ func TestSessionsEventsQueries(t *testing.T) {
 		require.Equal(t, exitOK, run.code, "stderr: %s", run.stderr)
 		assert.Contains(t, run.stdout, "AGENT_BACKGROUND_TASK_FAILED")
 		assert.Contains(t, run.stdout, "ClientError: ThrottlingException - Rate exceeded")
-		assert.Contains(t, run.stdout, "1 events")
+		assert.Contains(t, run.stdout, "\n1 event\n")
+		assert.Contains(t, run.stdout, "2024-11-04 10:31:05.000 UTC", "to the millisecond, with the zone")
 	})
 }
 

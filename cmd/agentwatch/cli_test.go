@@ -57,7 +57,7 @@ type cliRun struct {
 }
 
 // runBinary runs the binary with args and stdin, with no AGENTWATCH_* variable of the
-// test's own environment, plus env.
+// test's own environment, in UTC, plus env.
 func runBinary(t *testing.T, stdin string, env []string, args ...string) cliRun {
 	t.Helper()
 	cmd := exec.CommandContext(t.Context(), agentwatchBinary(t), args...)
@@ -66,6 +66,8 @@ func runBinary(t *testing.T, stdin string, env []string, args ...string) cliRun 
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
+	// Tables show local times: UTC unless a test says otherwise.
+	cmd.Env = append(cmd.Env, "TZ=UTC")
 	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errOut bytes.Buffer

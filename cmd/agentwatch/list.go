@@ -257,12 +257,12 @@ func newSessionsCommand(g *globals) *cobra.Command {
 					if detail == "" && it.ExecutionArn != "" {
 						detail = it.ExecutionArn
 					}
-					t.row(shortTime(it.Timestamp), colored(it.Status, eventColor(it.Status)), orDash(detail))
+					t.row(eventTime(it.Timestamp), colored(it.Status, eventColor(it.Status)), orDash(detail))
 				}
 				if err := t.flush(); err != nil {
 					return err
 				}
-				fmt.Fprintf(g.out, "\n%d events\n", len(items))
+				fmt.Fprintf(g.out, "\n%s\n", plural(len(items), "event"))
 				return nil
 			})
 		},
@@ -292,7 +292,7 @@ func (g *globals) printSession(v app.SessionView) {
 		if !e.Known {
 			st += " (unknown status)"
 		}
-		t.row(shortTime(e.Timestamp), humanDelta(time.Duration(e.SincePreviousMs)*time.Millisecond),
+		t.row(eventTime(e.Timestamp), humanDelta(time.Duration(e.SincePreviousMs)*time.Millisecond),
 			humanDuration(time.Duration(e.SinceStartMs)*time.Millisecond), colored(st, eventColor(string(e.Status))),
 			errCell(e.ErrorMessage))
 	}
@@ -573,4 +573,12 @@ func newQuarantineCommand(g *globals) *cobra.Command {
 	cmd.Flags().IntVar(&limit, "limit", 50, fmt.Sprintf("at most this many, 1 to %d", maxListLimit))
 	cmd.Flags().BoolVar(&g.asJSON, "json", false, "print JSON, as GET /v1/quarantine answers")
 	return cmd
+}
+
+// plural says "1 event", "2 events".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }

@@ -274,6 +274,20 @@ func shortTime(iso string) string {
 	return localTime(t)
 }
 
+// clockMillisLayout is how timelines show an event's instant: to the millisecond, as
+// the journal keeps it and the History page's timeline shows it.
+const clockMillisLayout = "2006-01-02 15:04:05.000 MST"
+
+// eventTime renders an ISO timestamp of a journal event in the local zone, to the
+// millisecond, saying which zone.
+func eventTime(iso string) string {
+	t, err := time.Parse(time.RFC3339Nano, iso)
+	if err != nil {
+		return orDash(iso)
+	}
+	return t.Local().Format(clockMillisLayout)
+}
+
 // localTime renders t in the local zone, saying which.
 func localTime(t time.Time) string {
 	if t.IsZero() {
