@@ -9,6 +9,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/agentwatch/agentwatch/adapters/sqs"
+	"github.com/agentwatch/agentwatch/cmd/agentwatch/display"
 )
 
 // newDLQCommand is `agentwatch dlq`: what the status-change queue's dead-letter queue
@@ -72,7 +73,7 @@ func (g *globals) printDLQ(ctx context.Context, dlq *sqs.DeadLetterQueue, peek i
 		return nil
 	}
 	fmt.Fprintln(g.out)
-	t := g.newTable("MESSAGE ID", "SENT", "RECEIVES", "STATUS", "EXECUTION", "REASON").flexible(4, 5)
+	t := g.newTable("MESSAGE ID", "SENT", "RECEIVES", "STATUS", "EXECUTION", "REASON").Flexible(4, 5)
 	for _, it := range items {
 		reason := it.Reason
 		if reason == "" {
@@ -80,11 +81,11 @@ func (g *globals) printDLQ(ctx context.Context, dlq *sqs.DeadLetterQueue, peek i
 		}
 		sent := "-"
 		if !it.SentAt.IsZero() {
-			sent = localTime(it.SentAt)
+			sent = display.Local(it.SentAt)
 		}
-		t.row(it.MessageID, sent, strconv.Itoa(it.ReceiveCount), orDash(it.Status), orDash(it.ExecutionArn), reason)
+		t.Row(it.MessageID, sent, strconv.Itoa(it.ReceiveCount), orDash(it.Status), orDash(it.ExecutionArn), reason)
 	}
-	if err := t.flush(); err != nil {
+	if err := t.Flush(); err != nil {
 		return err
 	}
 	if len(items) < depth.Visible {

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/agentwatch/agentwatch/app"
+	"github.com/agentwatch/agentwatch/cmd/agentwatch/display"
 	"github.com/agentwatch/agentwatch/projections/agentstats"
 	"github.com/agentwatch/agentwatch/projections/executionindex"
 	"github.com/agentwatch/agentwatch/projections/stuck"
@@ -78,16 +79,16 @@ func newExecutionsCommand(g *globals) *cobra.Command {
 				if wide {
 					headers = append(headers, "ARN")
 				}
-				t := g.newTable(headers...).flexible(6, 7, 3, 2, 1)
+				t := g.newTable(headers...).Flexible(6, 7, 3, 2, 1)
 				for _, it := range page.Items {
-					row := []any{statusCell(it.Status), it.AgentName, it.ExecutionName, orDash(it.SessionID),
-						shortTime(it.StartDate), seconds(it.DurationSeconds), errCell(it.Error)}
+					row := []any{display.Status(it.Status), it.AgentName, it.ExecutionName, orDash(it.SessionID),
+						display.Time(it.StartDate), seconds(it.DurationSeconds), errCell(it.Error)}
 					if wide {
 						row = append(row, it.ExecutionArn)
 					}
-					t.row(row...)
+					t.Row(row...)
 				}
-				if err := t.flush(); err != nil {
+				if err := t.Flush(); err != nil {
 					return err
 				}
 				if page.NextCursor != "" {
@@ -143,16 +144,16 @@ func newExecutionsCommand(g *globals) *cobra.Command {
 
 // printExecution prints one execution as a list of fields.
 func (g *globals) printExecution(it executionindex.Item) {
-	t := g.newTable("", "").headerless().flexible(1)
-	add := func(k string, v any) { t.row(k, v) }
+	t := g.newTable("", "").Headerless().Flexible(1)
+	add := func(k string, v any) { t.Row(k, v) }
 	add("Execution", it.ExecutionName)
 	add("ARN", it.ExecutionArn)
-	add("Status", statusCell(it.Status))
+	add("Status", display.Status(it.Status))
 	add("Agent", it.AgentName)
 	add("Session", orDash(it.SessionID))
 	add("State machine", orDash(it.StateMachineArn))
-	add("Started", shortTime(it.StartDate))
-	add("Stopped", shortTime(it.StopDate))
+	add("Started", display.Time(it.StartDate))
+	add("Stopped", display.Time(it.StopDate))
 	add("Duration", seconds(it.DurationSeconds))
 	if it.RedriveCount > 0 {
 		add("Redrives", strconv.Itoa(it.RedriveCount))
@@ -161,16 +162,16 @@ func (g *globals) printExecution(it executionindex.Item) {
 		add("Error", errCell(it.Error))
 		add("Cause", orDash(it.Cause))
 	}
-	add("Last event", shortTime(it.LastEventAt))
-	_ = t.flush()
+	add("Last event", display.Time(it.LastEventAt))
+	_ = t.Flush()
 }
 
 // errCell is an error message in red, or a plain "-" when there is none.
-func errCell(msg string) cell {
+func errCell(msg string) display.Cell {
 	if msg == "" {
-		return cell{text: "-"}
+		return display.Cell{Text: "-"}
 	}
-	return colored(msg, colorRed)
+	return display.Colored(msg, display.Red)
 }
 
 // seconds renders an optional duration in seconds.
@@ -178,7 +179,7 @@ func seconds(s *float64) string {
 	if s == nil {
 		return "-"
 	}
-	return humanDuration(time.Duration(*s * float64(time.Second)))
+	return display.Duration(time.Duration(*s * float64(time.Second)))
 }
 
 func newSessionsCommand(g *globals) *cobra.Command {
@@ -251,15 +252,15 @@ func newSessionsCommand(g *globals) *cobra.Command {
 					}
 					return printJSON(g.out, map[string]any{"items": items})
 				}
-				t := g.newTable("TIME", "STATUS", "ERROR / EXECUTION").flexible(2)
+				t := g.newTable("TIME", "STATUS", "ERROR / EXECUTION").Flexible(2)
 				for _, it := range items {
 					detail := it.ErrorMessage
 					if detail == "" && it.ExecutionArn != "" {
 						detail = it.ExecutionArn
 					}
-					t.row(eventTime(it.Timestamp), colored(it.Status, eventColor(it.Status)), orDash(detail))
+					t.Row(display.EventTime(it.Timestamp), display.Colored(it.Status, display.EventColor(it.Status)), orDash(detail))
 				}
-				if err := t.flush(); err != nil {
+				if err := t.Flush(); err != nil {
 					return err
 				}
 				fmt.Fprintf(g.out, "\n%s\n", plural(len(items), "event"))
@@ -283,36 +284,28 @@ func (g *globals) printSession(v app.SessionView) {
 	fmt.Fprintf(g.out, "Session    %s\n", v.SessionID)
 	fmt.Fprintf(g.out, "Agent      %s\n", orDash(v.AgentName))
 	for _, x := range v.Executions {
-		fmt.Fprintf(g.out, "Execution  %s  %s\n", g.paint(statusCell(x.Status)), x.ExecutionArn)
+		fmt.Fprintf(g.out, "Execution  %s  %s\n", g.style.Paint(display.Status(x.Status)), x.ExecutionArn)
 	}
 	fmt.Fprintln(g.out)
-	t := g.newTable("TIME", "+PREV", "+START", "STATUS", "ERROR").flexible(4)
+	t := g.newTable("TIME", "+PREV", "+START", "STATUS", "ERROR").Flexible(4)
 	for _, e := range v.Timeline {
 		st := string(e.Status)
 		if !e.Known {
 			st += " (unknown status)"
 		}
-		t.row(eventTime(e.Timestamp), humanDelta(time.Duration(e.SincePreviousMs)*time.Millisecond),
-			humanDuration(time.Duration(e.SinceStartMs)*time.Millisecond), colored(st, eventColor(string(e.Status))),
+		t.Row(display.EventTime(e.Timestamp), display.Delta(time.Duration(e.SincePreviousMs)*time.Millisecond),
+			display.Duration(time.Duration(e.SinceStartMs)*time.Millisecond), display.Colored(st, display.EventColor(string(e.Status))),
 			errCell(e.ErrorMessage))
 	}
-	_ = t.flush()
+	_ = t.Flush()
 	d := v.Diagnosis
-	fmt.Fprintf(g.out, "\nDiagnosis  %s\n", g.paint(colored(d.Summary, outcomeColor(string(d.Outcome)))))
+	fmt.Fprintf(g.out, "\nDiagnosis  %s\n", g.style.Paint(display.Colored(d.Summary, display.OutcomeColor(string(d.Outcome)))))
 	if d.Scenario > 0 {
 		fmt.Fprintf(g.out, "Scenario   %d of the journaling guide\n", d.Scenario)
 	}
 	for _, a := range v.Alerts {
-		fmt.Fprintf(g.out, "Alert      %s raised %s (%s)\n", a.Kind, localTime(a.RaisedAt), a.State)
+		fmt.Fprintf(g.out, "Alert      %s raised %s (%s)\n", a.Kind, display.Local(a.RaisedAt), a.State)
 	}
-}
-
-// paint renders one cell outside a table, in colour when the style has it.
-func (g *globals) paint(c cell) string {
-	if g.style.color && c.color != "" {
-		return "\x1b[" + c.color + "m" + c.text + "\x1b[0m"
-	}
-	return c.text
 }
 
 func newStatsCommand(g *globals) *cobra.Command {
@@ -379,26 +372,26 @@ var failureStages = []struct{ key, name string }{
 func (g *globals) printStats(v app.AgentStatsView) {
 	fmt.Fprintf(g.out, "Agent %s, per %s\n", v.AgentName, v.Granularity)
 	headers := []string{strings.ToUpper(v.Granularity), "SESSIONS", "COMPLETED", "FAILED", "MISSING", "P50", "P90", "P99", "TOP ERROR"}
-	t := g.newTable(headers...).flexible(8)
+	t := g.newTable(headers...).Flexible(8)
 	row := func(label string, s agentstats.Stats, total bool) {
 		failed := s.Failures["invocation"] + s.Failures["entrypoint"] + s.Failures["background_task"]
 		top := "-"
 		if len(s.TopErrors) > 0 {
 			top = fmt.Sprintf("%s (%d)", s.TopErrors[0].Class, s.TopErrors[0].Count)
 		}
-		first := cell{text: label}
+		first := display.Cell{Text: label}
 		if total {
-			first.color = "1"
+			first.Color = "1"
 		}
-		t.row(first, strconv.FormatInt(s.Started, 10), colored(strconv.FormatInt(s.Outcomes["completed"], 10), colorGreen),
-			colored(strconv.FormatInt(failed, 10), colorRed), strconv.FormatInt(s.Failures["missing_completion"], 10),
+		t.Row(first, strconv.FormatInt(s.Started, 10), display.Colored(strconv.FormatInt(s.Outcomes["completed"], 10), display.Green),
+			display.Colored(strconv.FormatInt(failed, 10), display.Red), strconv.FormatInt(s.Failures["missing_completion"], 10),
 			secs(s.Duration.P50, s.Duration.Count), secs(s.Duration.P90, s.Duration.Count), secs(s.Duration.P99, s.Duration.Count), top)
 	}
 	for _, b := range v.Buckets {
 		row(bucketLabel(b.Bucket), b, false)
 	}
 	row("total", v.Total, true)
-	_ = t.flush()
+	_ = t.Flush()
 	var stages []string
 	for _, st := range failureStages {
 		stages = append(stages, fmt.Sprintf("%s %d", st.name, v.Total.Failures[st.key]))
@@ -407,7 +400,7 @@ func (g *globals) printStats(v app.AgentStatsView) {
 	if len(v.Total.TopErrors) > 0 {
 		var errs []string
 		for _, e := range v.Total.TopErrors {
-			errs = append(errs, fmt.Sprintf("%s (%d)", oneLine(e.Class), e.Count))
+			errs = append(errs, fmt.Sprintf("%s (%d)", display.OneLine(e.Class), e.Count))
 		}
 		fmt.Fprintf(g.out, "Top errors: %s\n", strings.Join(errs, "; "))
 	}
@@ -429,7 +422,7 @@ func secs(v float64, n int64) string {
 	if n == 0 {
 		return "-"
 	}
-	return humanDuration(time.Duration(v * float64(time.Second)))
+	return display.Duration(time.Duration(v * float64(time.Second)))
 }
 
 func newStuckCommand(g *globals) *cobra.Command {
@@ -448,13 +441,13 @@ func newStuckCommand(g *globals) *cobra.Command {
 				}
 				sort.SliceStable(es, func(i, j int) bool { return es[i].LastEventMs < es[j].LastEventMs })
 				now := time.Now()
-				t := g.newTable("SESSION", "AGENT", "STAGE", "LAST STATUS", "SILENT FOR", "EXECUTION", "OUTCOME").flexible(0)
+				t := g.newTable("SESSION", "AGENT", "STAGE", "LAST STATUS", "SILENT FOR", "EXECUTION", "OUTCOME").Flexible(0)
 				for _, e := range es {
-					t.row(e.SessionID, e.Agent, string(e.Stage), colored(string(e.LastStatus), eventColor(string(e.LastStatus))),
-						humanDuration(now.Sub(time.UnixMilli(e.LastEventMs)).Round(time.Second)), statusCell(string(e.ExecStatus)),
-						colored(string(e.Outcome), outcomeColor(string(e.Outcome))))
+					t.Row(e.SessionID, e.Agent, string(e.Stage), display.Colored(string(e.LastStatus), display.EventColor(string(e.LastStatus))),
+						display.Duration(now.Sub(time.UnixMilli(e.LastEventMs)).Round(time.Second)), display.Status(string(e.ExecStatus)),
+						display.Colored(string(e.Outcome), display.OutcomeColor(string(e.Outcome))))
 				}
-				return t.flush()
+				return t.Flush()
 			})
 		},
 	})
@@ -485,23 +478,23 @@ func newAlertsCommand(g *globals) *cobra.Command {
 				if g.asJSON {
 					return printJSON(g.out, map[string]any{"items": as})
 				}
-				t := g.newTable("RAISED", "KIND", "SESSION", "AGENT", "STAGE", "OVERDUE", "STATE", "RESOLVED", "ACKED BY").flexible(2)
+				t := g.newTable("RAISED", "KIND", "SESSION", "AGENT", "STAGE", "OVERDUE", "STATE", "RESOLVED", "ACKED BY").Flexible(2)
 				for _, a := range as {
 					resolved, acked := "-", "-"
 					if a.ResolvedAt != nil {
-						resolved = localTime(*a.ResolvedAt)
+						resolved = display.Local(*a.ResolvedAt)
 					}
 					if a.AckedAt != nil {
 						acked = a.AckedBy
 					}
-					kind := colored(string(a.Kind), colorRed)
+					kind := display.Colored(string(a.Kind), display.Red)
 					if a.Kind == stuck.KindRecovered {
-						kind.color = colorGreen
+						kind.Color = display.Green
 					}
-					t.row(localTime(a.RaisedAt), kind, a.SessionID, a.AgentName, orDash(string(a.Stage)),
+					t.Row(display.Local(a.RaisedAt), kind, a.SessionID, a.AgentName, orDash(string(a.Stage)),
 						orDash(a.OverdueBy), string(a.State), resolved, acked)
 				}
-				return t.flush()
+				return t.Flush()
 			})
 		},
 	})
@@ -558,11 +551,11 @@ func newQuarantineCommand(g *globals) *cobra.Command {
 				if g.asJSON {
 					return printJSON(g.out, map[string]any{"items": items, "total": total})
 				}
-				t := g.newTable("ID", "AT", "SOURCE", "KEY", "REASON").flexible(3, 4)
+				t := g.newTable("ID", "AT", "SOURCE", "KEY", "REASON").Flexible(3, 4)
 				for _, q := range items {
-					t.row(strconv.FormatInt(q.ID, 10), localTime(q.At), q.Source, orDash(q.Key), errCell(q.Reason))
+					t.Row(strconv.FormatInt(q.ID, 10), display.Local(q.At), q.Source, orDash(q.Key), errCell(q.Reason))
 				}
-				if err := t.flush(); err != nil {
+				if err := t.Flush(); err != nil {
 					return err
 				}
 				fmt.Fprintf(g.out, "\n%d quarantined in all\n", total)

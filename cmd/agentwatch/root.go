@@ -18,6 +18,7 @@ import (
 	"github.com/agentwatch/agentwatch/adapters/dynamodb"
 	"github.com/agentwatch/agentwatch/adapters/sqlite"
 	"github.com/agentwatch/agentwatch/app"
+	"github.com/agentwatch/agentwatch/cmd/agentwatch/display"
 	"github.com/agentwatch/agentwatch/domain"
 )
 
@@ -33,7 +34,7 @@ type globals struct {
 	color        string
 	out          io.Writer
 	// style says how tables are drawn: width and colour (output.go).
-	style style
+	style display.Style
 	// awsFeeds are the run command's AWS feed flags.
 	awsFeeds *awsFeedFlags
 }
@@ -61,7 +62,7 @@ func newRootCommand() *cobra.Command {
 			if f := strings.ToLower(g.logFormat); f != "text" && f != "json" {
 				return usagef("--log-format: must be text or json, not %q", g.logFormat)
 			}
-			if err := g.style.set(g.color, cmd.OutOrStdout()); err != nil {
+			if err := g.setStyle(cmd.OutOrStdout()); err != nil {
 				return err
 			}
 			return g.checkDatabase(cmd)
