@@ -13,6 +13,7 @@ import (
 
 	"github.com/agentwatch/agentwatch/domain"
 	"github.com/agentwatch/agentwatch/projections/executionindex"
+	"github.com/agentwatch/agentwatch/projections/stuck"
 )
 
 // CoreModule provides the use cases every subcommand needs: metrics, the ingester, the
@@ -21,11 +22,12 @@ import (
 var CoreModule = fx.Module("app",
 	fx.Provide(
 		newRegistry,
-		NewMetrics,
+		newMetrics,
 		newBackpressure,
 		newIngester,
 		NewProjector,
 		newQueries,
+		newFxLocalProjection,
 	),
 )
 
@@ -63,6 +65,16 @@ func newRegistry() (*prometheus.Registry, prometheus.Registerer, prometheus.Gath
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return reg, reg, reg
+}
+
+// newMetrics is NewMetrics with the app's logger for the samples it logs.
+func newMetrics(reg prometheus.Registerer, logger *slog.Logger) (*Metrics, error) {
+	m, err := NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	m.SetLogger(logger)
+	return m, nil
 }
 
 // IngesterParams are the Ingester's dependencies in the fx graph.
@@ -184,6 +196,9 @@ type DetectorParams struct {
 }
 
 func newDetector(p DetectorParams) *Detector {
+	for _, s := range p.Sinks {
+		p.Metrics.InitSinks(s.Name())
+	}
 	d := NewDetector(p.Config.Detector, p.Stuck, p.Alerts, p.Sessions, p.Sinks, p.Logger, p.Metrics)
 	d.UseStats(p.Stats)
 	d.UseWatermark(p.Watermark)
@@ -192,4 +207,36 @@ func newDetector(p DetectorParams) *Detector {
 
 func registerDetector(lc fx.Lifecycle, d *Detector) {
 	lc.Append(fx.StartStopHook(d.Start, d.Stop))
+}
+
+// RebuildModule provides the Rebuilder, for `agentwatch rebuild` and bench, from the
+// backend's journal scanner (and tail or session recorder), generations and
+// checkpoints.
+var RebuildModule = fx.Module("rebuild", fx.Provide(newFxRebuilder))
+
+// RebuilderParams are the rebuilder's dependencies in the fx graph.
+type RebuilderParams struct {
+	fx.In
+	Config  Config
+	Journal JournalScanner
+	Tail    JournalTail `optional:"true"`
+	// Recorder catches up a generation where the journal has no tail (DynamoDB).
+	Recorder    SessionRecorder `optional:"true"`
+	Reader      JournalReader
+	Gens        GenerationStore
+	Checkpoints CheckpointStore
+	Logger      *slog.Logger
+	Metrics     *Metrics
+}
+
+func newFxRebuilder(p RebuilderParams) *Rebuilder {
+	det := p.Config.Detector.Stuck
+	if det.Timeouts == nil {
+		det = stuck.DefaultConfig()
+	}
+	rb := NewRebuilder(p.Journal, p.Tail, p.Gens, p.Checkpoints, det, p.Logger, p.Metrics)
+	if p.Tail == nil && p.Recorder != nil {
+		rb.WithSessionRecorder(p.Recorder, p.Reader)
+	}
+	return rb
 }

@@ -19,6 +19,8 @@ import (
 // notForECS are variables the code reads that no task of the stack sets, and why.
 var notForECS = map[string]string{
 	"AGENTWATCH_DATA_DIR": "the embedded (SQLite) backend's directory; the stack's tasks run --backend aws",
+	"AGENTWATCH_AUTH_TOKEN_FILE": "a file in the container; the stack's worker answers only inside the VPC " +
+		"(MetricsIngressCidr), and an operator who wants a token mounts the file and sets the variable",
 }
 
 // secretVars are variables that must come from Secrets Manager (a container's Secrets),

@@ -78,6 +78,10 @@ func (s *Server) routes(gatherer prometheus.Gatherer, assets http.Handler) *http
 		ErrorHandling: promhttp.ContinueOnError,
 		ErrorLog:      slogPromLogger{s},
 	}))
+	mux.HandleFunc("POST /auth/login", s.postLogin)
+	mux.HandleFunc("POST /auth/logout", s.postLogout)
+	mux.HandleFunc("GET /login", s.serveLogin)
+	mux.HandleFunc("GET /login.js", s.serveLoginScript)
 	mux.HandleFunc("GET /{$}", s.servePage)
 	mux.Handle("GET /assets/", assets)
 	mux.HandleFunc("/", s.noRoute)
@@ -168,14 +172,15 @@ func (s *Server) getSession(w http.ResponseWriter, r *http.Request) {
 
 // listSessionEvents answers GET /v1/sessions/{id}/events?order=&status=&contains=&after=&limit=
 // with the session's journal items in seed-002 form, the queries of seed 002: oldest
-// first (order=desc: newest first), one status, statuses containing a string (e.g.
-// FAILED), events after a time, the latest N (order=desc&limit=N). A session with no
-// matching event answers an empty list.
+// first (order=desc: newest first), statuses (one, or a comma list), statuses
+// containing a string (e.g. FAILED), events after a time, the latest N
+// (order=desc&limit=N). 404 when the journal has no event of the session; an empty list
+// when none matches.
 func (s *Server) listSessionEvents(w http.ResponseWriter, r *http.Request) {
 	p := newParams(r.URL.Query(), s.now())
-	q := app.SessionEventsQuery{
+	q := app.EventsQuery{
 		Descending:     !p.ascending("order", true),
-		Status:         domain.Status(p.str("status")),
+		Statuses:       app.StatusList(p.str("status")),
 		StatusContains: p.str("contains"),
 		After:          p.timeBound("after", false),
 		Limit:          p.limit("limit", 0, maxEventsLimit),
@@ -190,9 +195,9 @@ func (s *Server) listSessionEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if items == nil {
-		items = []domain.JournalItem{}
+		items = []app.AnsweredItem{}
 	}
-	writeJSON(w, r, http.StatusOK, list[domain.JournalItem]{Items: items})
+	writeJSON(w, r, http.StatusOK, list[app.AnsweredItem]{Items: items})
 }
 
 // statsQuery reads granularity, from and to.

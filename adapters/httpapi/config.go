@@ -24,9 +24,17 @@ const (
 // Config configures the HTTP server.
 type Config struct {
 	// Addr is the TCP address to listen on, host:port. Port 0 picks a free port; Addr
-	// on the Server says which. Default 127.0.0.1:8080: loopback only, since the API
-	// has no authentication of its own (put a proxy in front to expose it).
+	// on the Server says which. Default 127.0.0.1:8080: loopback only. Listening
+	// beyond loopback without AuthToken logs a warning.
 	Addr string
+	// AuthToken, when set, is the bearer token that every /v1 endpoint requires
+	// ("Authorization: Bearer TOKEN", or the cookie that POST /auth/login sets for the
+	// History page). At least MinAuthTokenBytes of visible ASCII. Empty: no
+	// authentication (cross-origin writes are refused all the same).
+	AuthToken string
+	// AuthOps also requires the token on /healthz, /readyz and /metrics, which are
+	// otherwise open (health checks and scrapers often cannot send a token).
+	AuthOps bool
 	// MaxBodyBytes caps a request body (POST /v1/events above all); a larger body is
 	// answered 413 naming the limit. Default 10 MiB.
 	MaxBodyBytes int64
@@ -85,6 +93,13 @@ func (c *Config) Validate() error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("addr %q: must be host:port: %w", c.Addr, err))
+	}
+	if c.AuthToken != "" {
+		if err := checkToken(c.AuthToken); err != nil {
+			errs = append(errs, fmt.Errorf("auth token: %w", err))
+		}
+	} else if c.AuthOps {
+		errs = append(errs, errors.New("auth ops: requires an auth token"))
 	}
 	if c.MaxBodyBytes <= 0 {
 		errs = append(errs, fmt.Errorf("max body bytes %d: must be positive", c.MaxBodyBytes))

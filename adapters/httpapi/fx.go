@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,12 +44,21 @@ type HTTPParams struct {
 	Ready ReadyCheck `optional:"true"`
 	// Checks are further readiness checks, run after Ready.
 	Checks []ReadyCheck `group:"readiness"`
-	Logger *slog.Logger
+	// Registerer is optional: with it, the server's own metrics are registered.
+	Registerer prometheus.Registerer `optional:"true"`
+	Logger     *slog.Logger
 }
 
 // newFromParams is New for fx.
 func newFromParams(p HTTPParams) (*Server, error) {
-	return New(p.Config, p.Queries, p.Ingester, p.Gatherer, allReady(p.Ready, p.Checks), p.Logger)
+	s, err := New(p.Config, p.Queries, p.Ingester, p.Gatherer, allReady(p.Ready, p.Checks), p.Logger)
+	if err != nil {
+		return nil, err
+	}
+	if err := app.RegisterCollectors(p.Registerer, s.Collectors()...); err != nil {
+		return nil, fmt.Errorf("register http metrics: %w", err)
+	}
+	return s, nil
 }
 
 // allReady is one check of ready and the group's checks: nil when all pass, else every

@@ -30,6 +30,9 @@ type Server struct {
 	mux      *http.ServeMux
 	handler  http.Handler
 	index    []byte // the rendered History page
+	auth     auth
+	// guardMetrics count the requests the guard refuses.
+	guardMetrics guardMetrics
 
 	// stopping makes /readyz answer 503 once Stop began.
 	stopping atomic.Bool
@@ -62,7 +65,8 @@ func New(cfg Config, queries *app.Queries, ingester *app.Ingester, gatherer prom
 	if gatherer == nil {
 		gatherer = prometheus.NewRegistry()
 	}
-	s := &Server{cfg: cfg, queries: queries, ingester: ingester, ready: ready, logger: logger, now: time.Now}
+	s := &Server{cfg: cfg, queries: queries, ingester: ingester, ready: ready, logger: logger, now: time.Now,
+		auth: newAuth(cfg.AuthToken), guardMetrics: newGuardMetrics()}
 	index, err := renderIndex(cfg)
 	if err != nil {
 		return nil, err
@@ -73,12 +77,12 @@ func New(cfg Config, queries *app.Queries, ingester *app.Ingester, gatherer prom
 		return nil, err
 	}
 	s.mux = s.routes(gatherer, assets)
-	s.handler = s.recoverPanics(s.logRequests(s.mux))
+	s.handler = s.recoverPanics(s.logRequests(s.guard(s.mux)))
 	return s, nil
 }
 
-// Handler returns the server's handler: every route, with request logging and panic
-// recovery.
+// Handler returns the server's handler: every route, behind the request guard (auth.go),
+// with request logging and panic recovery.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Start listens on Config.Addr and serves in a goroutine; it never blocks on serving.
@@ -113,8 +117,20 @@ func (s *Server) Start(ctx context.Context) error {
 			s.logger.Error("http server stopped serving", "addr", ln.Addr().String(), "error", err)
 		}
 	}()
-	s.logger.Info("http server listening", "addr", ln.Addr().String(), "url", s.urlLocked())
+	s.logger.Info("http server listening", "addr", ln.Addr().String(), "url", s.urlLocked(), "auth", s.auth.enabled)
+	if !s.auth.enabled && !isLoopback(ln.Addr()) {
+		s.logger.Warn("http server listens beyond loopback without authentication: anyone who reaches "+
+			ln.Addr().String()+" can read the API and write to the journal; set --auth-token-file "+
+			"(env AGENTWATCH_AUTH_TOKEN_FILE) or listen on 127.0.0.1", "addr", ln.Addr().String())
+	}
 	return nil
+}
+
+// isLoopback reports whether addr, a listening address, is reachable only from this
+// host.
+func isLoopback(addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	return ok && tcp.IP != nil && tcp.IP.IsLoopback()
 }
 
 // Stop shuts the server down gracefully: it stops listening, makes /readyz answer

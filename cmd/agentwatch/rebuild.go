@@ -14,12 +14,11 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/agentwatch/agentwatch/app"
-	"github.com/agentwatch/agentwatch/projections/stuck"
 )
 
 func newRebuildCommand(g *globals) *cobra.Command {
 	var opts app.RebuildOptions
-	cmd := &cobra.Command{
+	cmd := needsDatabase(&cobra.Command{
 		Use:   "rebuild",
 		Short: "Rebuild the read models from the journal into a new generation, then switch to it (zero downtime)",
 		Long: "rebuild reads the whole journal, folds it per session in memory, writes a new generation of\n" +
@@ -27,11 +26,11 @@ func newRebuildCommand(g *globals) *cobra.Command {
 			"reads to it atomically while a running worker keeps serving the old one. The old generation is\n" +
 			"dropped after --grace. Ctrl-C (or SIGTERM) leaves the live generation untouched and removes the\n" +
 			"partial one. It raises no alert for the history it replays.",
-		Args: cobra.NoArgs,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var rb *app.Rebuilder
 			cfg := app.Config{}
-			return g.withApp(cmd.Context(), cfg, []fx.Option{fx.Provide(newRebuilderFx), fx.Populate(&rb)}, func(ctx context.Context) error {
+			return g.withApp(cmd.Context(), cfg, []fx.Option{app.RebuildModule, fx.Populate(&rb)}, func(ctx context.Context) error {
 				progress, done := progressReporter(g.logger())
 				opts.Progress = progress
 				rep, err := rb.Rebuild(ctx, opts)
@@ -48,40 +47,13 @@ func newRebuildCommand(g *globals) *cobra.Command {
 				return nil
 			})
 		},
-	}
+	})
 	f := cmd.Flags()
 	f.StringVar(&opts.Projection, "projection", "all", "executionindex, agentstats, stuck or all (all share the session aggregates: a generation is rebuilt whole)")
 	f.IntVar(&opts.Parallel, "parallel", 0, "read the journal in N parts at once: DynamoDB Scan segments (default 4), SQLite readers (default one per CPU, at most 4)")
 	f.DurationVar(&opts.Grace, "grace", 5*time.Second, "keep the old generation this long after the switch, then drop it")
 	f.BoolVar(&g.asJSON, "json", false, "print the report as JSON")
 	return cmd
-}
-
-// RebuilderParams are the rebuilder's dependencies in the fx graph.
-type RebuilderParams struct {
-	fx.In
-	Config  app.Config
-	Journal app.JournalScanner
-	Tail    app.JournalTail `optional:"true"`
-	// Recorder catches up a generation where the journal has no tail (DynamoDB).
-	Recorder    app.SessionRecorder `optional:"true"`
-	Reader      app.JournalReader
-	Gens        app.GenerationStore
-	Checkpoints app.CheckpointStore
-	Logger      *slog.Logger
-	Metrics     *app.Metrics
-}
-
-func newRebuilderFx(p RebuilderParams) *app.Rebuilder {
-	det := p.Config.Detector.Stuck
-	if det.Timeouts == nil {
-		det = stuck.DefaultConfig()
-	}
-	rb := app.NewRebuilder(p.Journal, p.Tail, p.Gens, p.Checkpoints, det, p.Logger, p.Metrics)
-	if p.Tail == nil && p.Recorder != nil {
-		rb.WithSessionRecorder(p.Recorder, p.Reader)
-	}
-	return rb
 }
 
 // progressReporter shows a progress bar with events/s and ETA on a terminal, and a log

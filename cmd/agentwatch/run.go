@@ -26,6 +26,8 @@ type runOptions struct {
 	demoSeed      uint64
 	httpAddr      string
 	baseURL       string
+	authTokenFile string
+	authOps       bool
 	interval      time.Duration
 	grace         time.Duration
 	timeouts      map[domain.Stage]*time.Duration
@@ -42,7 +44,7 @@ func newRunCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the worker: ingest, projection, stuck detector, HTTP API and History page",
-		Args:  cobra.NoArgs,
+		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return g.runWorker(cmd.Context(), o)
 		},
@@ -52,6 +54,9 @@ func newRunCommand(g *globals) *cobra.Command {
 	f.Float64Var(&o.demoRate, "demo-rate", 2, "demo sessions per second")
 	f.Uint64Var(&o.demoSeed, "demo-seed", uint64(time.Now().UnixNano()), "demo traffic seed")
 	f.StringVar(&o.httpAddr, "http", envOr("AGENTWATCH_HTTP_ADDR", "127.0.0.1:8080"), "HTTP listen address (env AGENTWATCH_HTTP_ADDR)")
+	f.StringVar(&o.authTokenFile, "auth-token-file", envOr("AGENTWATCH_AUTH_TOKEN_FILE", ""),
+		"file holding the bearer token every /v1 endpoint then requires (at least 16 visible ASCII characters; the History page asks for it once) (env AGENTWATCH_AUTH_TOKEN_FILE)")
+	f.BoolVar(&o.authOps, "auth-ops-endpoints", false, "also require the token on /healthz, /readyz and /metrics")
 	f.StringVar(&o.baseURL, "base-url", envOr("AGENTWATCH_BASE_URL", ""), "public URL of the History page, for links in alerts (env AGENTWATCH_BASE_URL)")
 	f.DurationVar(&o.interval, "detector-interval", 5*time.Second, "how often the stuck detector evaluates")
 	f.DurationVar(&o.grace, "completion-grace", 0, "how long after an execution ended the agent's completion may still arrive (default 2m; demo 15s)")
@@ -122,7 +127,14 @@ func (g *globals) workerApp(o *runOptions, logger *slog.Logger) (*fx.App, *httpa
 	if err != nil {
 		return nil, nil, err
 	}
-	httpCfg := httpapi.Config{Addr: o.httpAddr, BaseURL: o.baseURL}
+	httpCfg := httpapi.Config{Addr: o.httpAddr, BaseURL: o.baseURL, AuthOps: o.authOps}
+	if o.authTokenFile != "" {
+		if httpCfg.AuthToken, err = httpapi.ReadAuthToken(o.authTokenFile); err != nil {
+			return nil, nil, fmt.Errorf("--auth-token-file: %w", err)
+		}
+	} else if o.authOps {
+		return nil, nil, errors.New("--auth-ops-endpoints: requires --auth-token-file")
+	}
 	opts := []fx.Option{
 		fx.Supply(cfg, logger, httpCfg, alerts.Config{Webhook: alerts.WebhookConfig{URL: o.webhookURL, Secret: o.webhookSecret}, SNSTopicArn: o.snsTopicArn}),
 		fx.WithLogger(fxLogger(logger)),
