@@ -73,6 +73,7 @@ func (s *Server) routes(gatherer prometheus.Gatherer, assets http.Handler) *http
 	mux.HandleFunc("POST /v1/alerts/{sessionId}/{kind}/ack", s.ackAlert)
 	mux.HandleFunc("GET /v1/stuck", s.listStuck)
 	mux.HandleFunc("GET /v1/quarantine", s.listQuarantine)
+	mux.HandleFunc("GET /v1/live", s.streamLive)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{
@@ -275,6 +276,7 @@ func (s *Server) ackAlert(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	s.live.poke()
 	as, err := s.queries.Alerts(r.Context(), app.AlertFilter{SessionID: sessionID, State: "all"})
 	if err != nil {
 		s.writeError(w, r, err)

@@ -29,6 +29,7 @@ import (
 // that what a POST accepted is readable as soon as the POST answers.
 type stack struct {
 	t          *testing.T
+	dir        string // the SQLite directory
 	db         *sqlite.DB
 	alerts     *sqlite.AlertStore
 	quarantine *sqlite.QuarantineStore
@@ -52,7 +53,8 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	t.Helper()
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	db, err := sqlite.Open(t.Context(), t.TempDir(), logger)
+	dir := t.TempDir()
+	db, err := sqlite.Open(t.Context(), dir, logger)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, db.Close()) })
 
@@ -61,7 +63,7 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	registry := prometheus.NewRegistry()
 	metrics, err := app.NewMetrics(registry)
 	require.NoError(t, err)
-	s := &stack{t: t, db: db, alerts: sqlite.NewAlertStore(db), quarantine: sqlite.NewQuarantineStore(db), registry: registry, logs: logs}
+	s := &stack{t: t, dir: dir, db: db, alerts: sqlite.NewAlertStore(db), quarantine: sqlite.NewQuarantineStore(db), registry: registry, logs: logs}
 
 	appender := &projectingJournal{
 		journal:     journal,
@@ -77,7 +79,12 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	s.server, err = httpapi.New(opts.config, s.queries, s.ingester, registry, opts.ready, logger)
 	require.NoError(t, err)
 	s.http = httptest.NewServer(s.server.Handler())
-	t.Cleanup(s.http.Close)
+	t.Cleanup(func() {
+		// Live streams never end by themselves: end them, as a server's Stop does, so
+		// that Close does not wait for them.
+		require.NoError(t, s.server.Stop(context.Background()))
+		s.http.Close()
+	})
 	return s
 }
 
