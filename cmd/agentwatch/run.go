@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -35,6 +36,8 @@ type runOptions struct {
 	shutdown      time.Duration
 	adaptive      stuck.Adaptive
 	reconcile     *reconcileFlags
+	consoleURL    string
+	logLinks      []string
 }
 
 func newRunCommand(g *globals) *cobra.Command {
@@ -62,6 +65,9 @@ func newRunCommand(g *globals) *cobra.Command {
 	f.StringVar(&o.webhookSecret, "webhook-secret", envOr("AGENTWATCH_WEBHOOK_SECRET", ""), "sign webhook bodies with HMAC-SHA256 (env AGENTWATCH_WEBHOOK_SECRET)")
 	f.StringVar(&o.snsTopicArn, "alert-topic-arn", envOr("AGENTWATCH_ALERT_TOPIC_ARN", ""), "publish alerts to this SNS topic (env AGENTWATCH_ALERT_TOPIC_ARN)")
 	f.DurationVar(&o.shutdown, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown may take")
+	f.StringVar(&o.consoleURL, "console-url", "", "template of the History page's link to an execution in the Step Functions console (placeholders as --log-link; empty: the console of the ARN's region; none: no link)")
+	f.StringArrayVar(&o.logLinks, "log-link", splitLogLinks(envOr("AGENTWATCH_LOG_LINKS", "")),
+		"a link from each execution to its logs on the History page, LABEL=URL; the URL may hold {region}, {executionArn}, {sessionId}, {executionName}, {agentName}, {startMs}, {stopMs}; repeatable (the variable separates entries with |; env AGENTWATCH_LOG_LINKS)")
 	g.awsFeeds = registerAWSFeedFlags(f)
 	o.reconcile = registerReconcileFlags(f)
 	f.BoolVar(&o.adaptive.Enabled, "adaptive", false, "derive per-agent stage deadlines from each agent's own p99 stage durations")
@@ -122,7 +128,14 @@ func (g *globals) workerApp(o *runOptions, logger *slog.Logger) (*fx.App, *httpa
 	if err != nil {
 		return nil, nil, err
 	}
-	httpCfg := httpapi.Config{Addr: o.httpAddr, BaseURL: o.baseURL}
+	httpCfg := httpapi.Config{Addr: o.httpAddr, BaseURL: o.baseURL, ConsoleURL: o.consoleURL}
+	for _, l := range o.logLinks {
+		link, err := httpapi.ParseLogLink(l)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--log-link: %w", err)
+		}
+		httpCfg.LogLinks = append(httpCfg.LogLinks, link)
+	}
 	opts := []fx.Option{
 		fx.Supply(cfg, logger, httpCfg, alerts.Config{Webhook: alerts.WebhookConfig{URL: o.webhookURL, Secret: o.webhookSecret}, SNSTopicArn: o.snsTopicArn}),
 		fx.WithLogger(fxLogger(logger)),
@@ -148,6 +161,18 @@ func (g *globals) workerApp(o *runOptions, logger *slog.Logger) (*fx.App, *httpa
 		return nil, nil, err
 	}
 	return fxApp, server, nil
+}
+
+// splitLogLinks reads AGENTWATCH_LOG_LINKS: LABEL=URL entries separated by '|' (which
+// a URL holds only percent-encoded).
+func splitLogLinks(v string) []string {
+	var out []string
+	for part := range strings.SplitSeq(v, "|") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
 }
 
 // readyCheck is /readyz: ready while the router runs and the stores answer.
