@@ -213,7 +213,11 @@
     }
     const err = it.errorMessage || d?.errorMessage;
     if (err && AW.outcomeTone(outcome) === 'fail') {
-      parts.push(el('span', { class: 'row-error', title: err, text: AW.errorCore(err) }));
+      const cut = it.errorMessage && it.errorMessageTruncated;
+      parts.push(el('span', {
+        class: 'row-error', title: cut ? `${err}… (cut short here; the session view shows it whole)` : err,
+        text: `${AW.errorCore(err)}${cut ? '…' : ''}`,
+      }));
     }
     return parts;
   }
