@@ -178,7 +178,7 @@ func setSelect(t *testing.T, p *tab, id, v string) {
 // view at 1400 and 390 px go to the folder the test prints.
 func TestHistoryPageInBrowser(t *testing.T) {
 	// Polling alone would take a minute: what appears sooner came over the live stream.
-	s := newStack(t, stackOptions{config: httpapi.Config{PollInterval: time.Minute, LiveInterval: 100 * time.Millisecond,
+	s := newStack(t, stackOptions{config: httpapi.Config{PollInterval: time.Minute,
 		LogLinks: []httpapi.LogLink{{Label: "Lambda logs", URL: "https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logsV2:logs-insights?session={sessionId}"}}}})
 	f := seedFleet(t, s)
 	p := newTab(t, s.http.URL)
@@ -466,14 +466,16 @@ func TestHistoryPageInBrowser(t *testing.T) {
 
 	t.Run("a new RUNNING execution arrives over the live stream", func(t *testing.T) {
 		p.open(t, "/?range=7d")
-		p.waitFor(t, "live", `document.getElementById('live').dataset.transport === 'sse' && document.querySelectorAll('#rows tr').length === 22`)
+		p.waitFor(t, "live, every outcome known", `document.getElementById('live').dataset.transport === 'sse' && document.querySelectorAll('#rows tr').length === 22 &&
+			![...document.querySelectorAll('#rows tr')].some(tr => !tr.dataset.outcome)`)
 		before := value[int](t, p, `AW.live.stats.executions`)
 		fresh := execution{agent: "code-reviewer", name: "live-c3d4", session: "sess-live-c3d4", start: time.Now().UTC().Truncate(time.Millisecond)}
 		p.eval(t, `window.__sameDocument = true`)
 		posted := time.Now()
 		s.post(statusChange(fresh, "RUNNING", time.Time{}, "", ""))
 		p.waitFor(t, "the new row", `[...document.querySelectorAll('#rows .exec-name')].some(n => n.textContent === 'live-c3d4')`)
-		t.Logf("a new RUNNING execution appeared %s after its POST answered (polling every minute)", time.Since(posted).Round(time.Millisecond))
+		t.Logf("a new RUNNING execution appeared %s after its POST answered (live interval %s, polling every minute)",
+			time.Since(posted).Round(time.Millisecond), httpapi.DefaultLiveInterval)
 		assert.Greater(t, value[int](t, p, `AW.live.stats.executions`), before, "it came with an executions event")
 		assert.True(t, value[bool](t, p, `window.__sameDocument === true`), "without a reload")
 		assert.Equal(t, "sse", value[string](t, p, `document.getElementById('live').dataset.transport`))

@@ -73,9 +73,19 @@
     const need = v / 4;
     if (durations) return 4 * (DURATION_STEPS.find((s) => s >= need) || Math.ceil(need / 86400) * 86400);
     for (let p = 1; ; p *= 10) {
-      const s = COUNT_STEPS.map((m) => m * p).find((x) => x >= need);
+      const s = (p >= 10 ? [1, 2, 2.5, 5] : COUNT_STEPS).map((m) => m * p).find((x) => x >= need);
       if (s) return 4 * s;
     }
+  }
+
+  // fmtAxisSeconds renders a duration tick: "250ms", "15s", "1m", "1m 30s", "2h".
+  function fmtAxisSeconds(s) {
+    if (s === 0) return '0';
+    if (s < 1) return `${Math.round(s * 1000)}ms`;
+    if (s < 60) return `${s}s`;
+    if (s < 3600) return s % 60 ? `${Math.floor(s / 60)}m ${s % 60}s` : `${s / 60}m`;
+    if (s < 86400) return s % 3600 ? `${Math.floor(s / 3600)}h ${Math.round((s % 3600) / 60)}m` : `${s / 3600}h`;
+    return `${Math.round(s / 8640) / 10}d`;
   }
 
   function axes(g, buckets, w, max, fmt) {
@@ -157,7 +167,7 @@
       const lines = svg('g');
       const points = svg('g');
       root.append(g, lines, points);
-      const band = axes(g, buckets, w, max, (v) => AW.fmtSeconds(v));
+      const band = axes(g, buckets, w, max, fmtAxisSeconds);
       const plotH = H_CHART - M.t - M.b;
       const y = (v) => M.t + plotH - (v / max) * plotH;
       for (const q of QUANTILES) {

@@ -101,18 +101,30 @@
     return live.connected ? AW.config.pollMs * 10 : AW.config.pollMs;
   }
 
-  // refreshSoon gathers the live events of a few milliseconds into one refresh of what
-  // they changed.
+  // refreshSoon gathers live events into refreshes of what they changed: one at a time,
+  // the next no sooner than REFRESH_GAP_MS after the last ended, however fast the events
+  // come.
+  const REFRESH_GAP_MS = 250;
   let refreshTimer = 0;
+  let refreshing = false;
   const pending = new Set();
   function refreshSoon(what) {
     pending.add(what);
-    clearTimeout(refreshTimer);
-    refreshTimer = setTimeout(() => {
-      const kinds = new Set(pending);
-      pending.clear();
-      refreshView(kinds).catch(() => {});
-    }, 40);
+    if (!refreshTimer && !refreshing) refreshTimer = setTimeout(flushRefresh, 40);
+  }
+  async function flushRefresh() {
+    refreshTimer = 0;
+    const kinds = new Set(pending);
+    pending.clear();
+    refreshing = true;
+    try {
+      await refreshView(kinds);
+    } catch {
+      // The next event or poll tries again.
+    } finally {
+      refreshing = false;
+      if (pending.size) refreshTimer = setTimeout(flushRefresh, REFRESH_GAP_MS);
+    }
   }
 
   // refreshView refreshes the current view for changes of some kinds: executions,
@@ -140,8 +152,15 @@
       setLive('live', 'Live');
       schedule();
     });
-    es.addEventListener('executions', () => {
+    es.addEventListener('executions', (e) => {
       live.stats.executions++;
+      if (app.view === 'history') {
+        try {
+          AW.history.applyLive(JSON.parse(e.data).items);
+        } catch {
+          // The refresh below shows them anyway.
+        }
+      }
       refreshSoon('executions');
     });
     es.addEventListener('alerts', (e) => {

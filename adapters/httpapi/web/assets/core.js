@@ -323,7 +323,9 @@
     if (!j) return el('pre', { class: 'error-text', text: text.replace(/\\n/g, '\n') });
     const v = j.value;
     const parts = [];
-    if (j.prefix) parts.push(el('div', { class: 'err-prefix', text: j.prefix }));
+    // "States.TaskFailed: {...}" keeps its prefix; "ClientError: {errorType: ClientError}"
+    // would say it twice.
+    if (j.prefix && j.prefix !== v.errorType) parts.push(el('div', { class: 'err-prefix', text: j.prefix }));
     if (typeof v.errorMessage === 'string' || typeof v.errorType === 'string') {
       parts.push(el('div', { class: 'err-head' },
         v.errorType ? el('strong', { text: `${v.errorType}: ` }) : null,
@@ -368,11 +370,12 @@
 
   // ---- Shared fetch of session views ----------------------------------------------
 
-  // sessionView fetches GET /v1/sessions/{id}; a few at a time, so that a page of rows
-  // whose outcome must be read from their sessions does not flood the server.
+  // sessionView fetches GET /v1/sessions/{id}; two at a time, so that a page of rows
+  // whose outcome must be read from their sessions neither floods the server nor takes
+  // the connections (a browser opens six per server) that the page's own refreshes need.
   const queue = [];
   let active = 0;
-  const MAX_ACTIVE = 4;
+  const MAX_ACTIVE = 2;
   AW.sessionView = (id) => new Promise((resolve, reject) => {
     queue.push({ id, resolve, reject });
     pump();

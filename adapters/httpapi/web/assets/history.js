@@ -15,6 +15,8 @@
   const SILENT_AFTER_S = 60; // an open session quiet this long says so
   const DERIVE_MAX_ROWS = 200;
   const DERIVE_OPEN_EVERY_MS = 5000;
+  const COUNTS_EVERY_MS = 2000;
+  const STUCK_EVERY_MS = 15000;
 
   const H = (AW.history = {
     filters: { q: '', agent: '', status: '', outcome: '', range: 'today', from: '', to: '' },
@@ -30,7 +32,9 @@
     deriving: new Set(),
     stuck: new Map(), // sessionId -> its unresolved stuck alert
     counts: null,
+    countsAt: 0,
     countsSupported: true,
+    stuckAt: 0,
     loaded: false,
   });
 
@@ -322,6 +326,7 @@
 
   async function loadCounts(version) {
     if (!H.countsSupported) return;
+    H.countsAt = Date.now();
     try {
       const c = await AW.request(AW.apiURL('v1/executions/counts', filterParams({})));
       if (version !== H.version) return;
@@ -434,8 +439,13 @@
     const version = H.version;
     const seq = ++H.refreshSeq;
     const limit = Math.min(MAX_LIMIT, Math.max(PAGE_SIZE, H.items.length));
+    const now = Date.now();
+    // Counts and stuck alerts change less often than the rows: a refresh reads them at
+    // most every few seconds (an alerts event reads the stuck ones at once).
+    const counts = now - H.countsAt >= COUNTS_EVERY_MS ? loadCounts(version) : null;
+    const stuckAlerts = now - H.stuckAt >= STUCK_EVERY_MS ? loadStuck() : null;
     try {
-      const [page] = await Promise.all([fetchPage(limit), loadCounts(version), loadStuck()]);
+      const [page] = await Promise.all([fetchPage(limit), counts, stuckAlerts]);
       // Refreshes overlap (a live event, a poll): the latest started wins.
       if (version !== H.version || seq !== H.refreshSeq) return;
       setPage(page, page.items, true);
@@ -446,6 +456,38 @@
         return;
       }
       throw err;
+    }
+  };
+
+  // applyLive shows the executions a live event carried at once, where they belong under
+  // the current filters; the refresh that follows the event reconciles the rest (counts,
+  // and what the filters select that the page cannot judge here).
+  H.applyLive = (items) => {
+    if (!H.loaded || customRangeError()) return;
+    const f = H.filters;
+    const b = bounds();
+    const wanted = f.outcome === 'failed' ? AW.FAILED_OUTCOMES : [f.outcome];
+    const oldest = H.items.length ? H.items[H.items.length - 1].startDate : '';
+    let changed = false;
+    for (const it of items || []) {
+      if (!it.executionArn || !it.startDate) continue;
+      if ((f.agent && it.agentName !== f.agent) || (f.status && it.status !== f.status)) continue;
+      if ((b.from && it.startDate < b.from) || (b.to && it.startDate > b.to)) continue;
+      if (f.outcome && it.outcome && !wanted.includes(it.outcome)) continue;
+      const i = H.items.findIndex((x) => x.executionArn === it.executionArn);
+      if (i >= 0) {
+        H.items[i] = it;
+        changed = true;
+      } else if (!H.nextCursor || it.startDate >= oldest) {
+        const at = H.items.findIndex((x) => String(x.startDate) < it.startDate);
+        H.items.splice(at < 0 ? H.items.length : at, 0, it);
+        noteAgent(it.agentName);
+        changed = true;
+      }
+    }
+    if (changed) {
+      render(true);
+      derive();
     }
   };
 
@@ -501,6 +543,7 @@
   // loadStuck reads the unresolved stuck alerts (open or acknowledged), for the rows'
   // "silent for" and their stuck mark.
   async function loadStuck() {
+    H.stuckAt = Date.now();
     const pages = await Promise.all(['open', 'acknowledged'].map((state) => AW.request(AW.apiURL('v1/alerts', { state, kind: 'stuck', limit: 500 }))));
     const m = new Map();
     for (const p of pages) for (const a of p.items || []) m.set(a.sessionId, a);
