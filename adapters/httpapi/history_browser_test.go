@@ -119,6 +119,13 @@ func seedFleet(t *testing.T, s *stack) fleet {
 		Diagnosis: domain.Diagnosis{Outcome: domain.OutcomeMissingCompletion, Scenario: 4,
 			Summary: "scenario 4: execution SUCCEEDED but no completion event (last: AGENT_BACKGROUND_TASK_STARTED)"},
 	}))
+	// An alert raised while the completed session looked as if it would never start; a
+	// later event resolved it.
+	require.NoError(t, s.alerts.InsertAlert(t.Context(), app.Alert{
+		SessionID: f.ok.session, Kind: stuck.KindNeverStarted, AgentName: f.ok.agent, RaisedAt: f.ok.start.Add(time.Second),
+		Diagnosis: domain.Diagnosis{Outcome: domain.OutcomeNeverStarted, Summary: "never started: initiated, nothing after; execution RUNNING"},
+	}))
+	require.NoError(t, s.alerts.Resolve(t.Context(), f.ok.session, []stuck.Kind{stuck.KindNeverStarted}, f.ok.start.Add(2*time.Second)))
 	for i := range 30 {
 		require.NoError(t, s.alerts.InsertAlert(t.Context(), app.Alert{
 			SessionID: fmt.Sprintf("sess-old-%02d", i), Kind: stuck.KindStuck, AgentName: "invoice-extractor",
@@ -363,6 +370,16 @@ func TestHistoryPageInBrowser(t *testing.T) {
 		assert.Equal(t, 1, value[int](t, p, `document.querySelectorAll('#errors li').length`))
 		assert.Contains(t, value[string](t, p, `document.querySelector('#errors .err-where').textContent`), "Step Functions FAILED",
 			"the one error says where it was seen: the agent's event and the execution's cause")
+	})
+
+	t.Run("an alert raised earlier does not contradict the session as it is now", func(t *testing.T) {
+		p.open(t, "/?range=7d&session="+f.ok.session)
+		p.waitFor(t, "the session's alerts", `document.getElementById('details').open && !!document.querySelector('.alert-list.compact li')`)
+		li := value[string](t, p, `document.querySelector('.alert-list.compact li').textContent`)
+		assert.Contains(t, li, "Never started")
+		assert.Contains(t, li, "Resolved")
+		assert.Contains(t, li, "When raised: never started")
+		assert.Contains(t, li, "The session has moved on: it is now completed.")
 	})
 
 	t.Run("a stuck session says how long it has been silent, with a now-marker", func(t *testing.T) {

@@ -290,6 +290,27 @@
         el('div', { class: 'tl-body' }, lanes, overlay), axis));
   }
 
+  // declutter hides the labels of a drawn timeline that would overlap a label before
+  // them or leave the chart (short bars close together, a narrow screen); their bars
+  // keep the text as a tooltip.
+  function declutter(chart) {
+    if (!chart) return;
+    const box = chart.getBoundingClientRect();
+    const groups = [...chart.querySelectorAll('.tl-track')].map((t) => [...t.querySelectorAll('.tl-bar-text, .tl-tick > span')]);
+    for (const labels of groups) {
+      const placed = [];
+      for (const l of labels) {
+        l.style.visibility = '';
+        const r = l.getBoundingClientRect();
+        const clash = r.right > box.right + 1 || r.left < box.left - 1 ||
+          placed.some((p) => r.left < p.right + 4 && r.right + 4 > p.left);
+        if (clash) l.style.visibility = 'hidden';
+        else placed.push(r);
+      }
+    }
+  }
+  S.declutter = () => declutter($('timeline-chart'));
+
   // ---- Executions and their attempts ---------------------------------------------------
 
   function renderExecutions(v, errors) {
@@ -453,6 +474,7 @@
         el('div', { class: 'details-col' }, renderTimelineChart(v), renderExecutions(v, errors)),
         el('div', { class: 'details-col' }, renderEvents())),
       ...[renderSessionAlerts(v)].filter(Boolean));
+    requestAnimationFrame(S.declutter);
     loadEvents(true);
   }
 
@@ -519,12 +541,20 @@
       S.view = null;
       if (AW.route.get('session')) AW.setRoute({ session: '' });
     });
+    let resized = 0;
+    window.addEventListener('resize', () => {
+      clearTimeout(resized);
+      resized = setTimeout(S.declutter, 100);
+    });
     // The open session's "silent for" and now-marker move with the clock.
     setInterval(() => {
       if (S.view && isOpenSession(S.view)) {
         const chart = $('timeline-chart');
         const fresh = renderTimelineChart(S.view);
-        if (chart && fresh) chart.closest('.tl-section').replaceWith(fresh);
+        if (chart && fresh) {
+          chart.closest('.tl-section').replaceWith(fresh);
+          S.declutter();
+        }
       }
     }, 5000);
   };
