@@ -3,6 +3,7 @@ package app
 import (
 	"encoding/base64"
 	"encoding/json"
+	"strconv"
 	"strings"
 
 	"github.com/agentwatch/agentwatch/domain"
@@ -14,11 +15,11 @@ func (f *AlertFilter) Validate() error {
 	switch f.State {
 	case "", AlertFilterOpen, AlertFilterAcknowledged, AlertFilterResolved, AlertFilterAll:
 	default:
-		return &domain.FieldError{Field: "state", Reason: "must be open, acknowledged, resolved or all, found " + quote(f.State)}
+		return &domain.FieldError{Field: "state", Reason: "must be open, acknowledged, resolved or all, found " + strconv.Quote(f.State)}
 	}
 	for _, k := range f.Kinds {
 		if k.Bit() == 0 {
-			return &domain.FieldError{Field: "kind", Reason: "must be one of " + kindNames() + ", found " + quote(string(k))}
+			return &domain.FieldError{Field: "kind", Reason: "must be one of " + kindNames() + ", found " + strconv.Quote(string(k))}
 		}
 	}
 	if f.Cursor != "" {
@@ -29,8 +30,8 @@ func (f *AlertFilter) Validate() error {
 	return nil
 }
 
-// HasKind reports whether the filter selects alerts of kind k.
-func (f *AlertFilter) HasKind(k stuck.Kind) bool {
+// hasKind reports whether the filter selects alerts of kind k.
+func (f *AlertFilter) hasKind(k stuck.Kind) bool {
 	if len(f.Kinds) == 0 {
 		return true
 	}
@@ -45,7 +46,7 @@ func (f *AlertFilter) HasKind(k stuck.Kind) bool {
 // Selects reports whether the filter's state and kinds select a (not its session,
 // cursor or limit): the rule every store applies, for stores that filter in Go.
 func (f *AlertFilter) Selects(a *Alert) bool {
-	if !f.HasKind(a.Kind) {
+	if !f.hasKind(a.Kind) {
 		return false
 	}
 	problem := a.Kind != stuck.KindRecovered
@@ -66,11 +67,6 @@ func kindNames() string {
 		names[i] = string(k)
 	}
 	return strings.Join(names, ", ")
-}
-
-func quote(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
 }
 
 // AlertCursor is a position in the newest-first listing of alerts: just after the
