@@ -28,7 +28,7 @@ import (
 // journal in the background, the stack projects synchronously inside each append, so
 // that what a POST accepted is readable as soon as the POST answers.
 type stack struct {
-	t          *testing.T
+	t          testing.TB
 	dir        string // the SQLite directory
 	db         *sqlite.DB
 	alerts     *sqlite.AlertStore
@@ -49,7 +49,7 @@ type stackOptions struct {
 	failJournal bool
 }
 
-func newStack(t *testing.T, opts stackOptions) *stack {
+func newStack(t testing.TB, opts stackOptions) *stack {
 	t.Helper()
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -142,7 +142,7 @@ type answer struct {
 }
 
 // json decodes the body into a generic value.
-func (a answer) json(t *testing.T) map[string]any {
+func (a answer) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(a.body, &m), "body: %s", a.body)
@@ -150,7 +150,7 @@ func (a answer) json(t *testing.T) map[string]any {
 }
 
 // decode decodes the body into v.
-func (a answer) decode(t *testing.T, v any) {
+func (a answer) decode(t testing.TB, v any) {
 	t.Helper()
 	require.NoError(t, json.Unmarshal(a.body, v), "body: %s", a.body)
 }
