@@ -264,7 +264,9 @@ func TestHistoryPageInBrowser(t *testing.T) {
 		p.waitFor(t, "the total", fmt.Sprintf(`document.getElementById('total-count')?.dataset.n === '%d'`, c.Total))
 		chips := value[map[string]string](t, p, `Object.fromEntries([...document.querySelectorAll('#summary .count-chip')].map(b => [b.dataset.outcome, b.dataset.n]))`)
 		for o, n := range c.ByOutcome {
-			assert.Equal(t, fmt.Sprint(n), chips[o], o)
+			if n > 0 {
+				assert.Equal(t, fmt.Sprint(n), chips[o], o)
+			}
 		}
 	})
 	p.screenshot(t, "history-1400")

@@ -308,8 +308,9 @@
       onclick: () => setOutcome(H.filters.outcome === outcome ? '' : outcome),
     }, el('strong', { text: AW.fmtNum(n) }), ` ${label}`);
     if (failed) parts.push(chip('failed', failed, 'agent failures'));
-    for (const o of SUMMARY_OUTCOMES) {
-      if (by[o]) parts.push(chip(o, by[o], AW.OUTCOMES[o].label.toLowerCase()));
+    const order = [...SUMMARY_OUTCOMES, ...Object.keys(by).filter((o) => !SUMMARY_OUTCOMES.includes(o)).sort()];
+    for (const o of order) {
+      if (by[o]) parts.push(chip(o, by[o], (AW.OUTCOMES[o]?.label || o).toLowerCase()));
     }
     const bs = c.byStatus || {};
     const sf = Object.keys(AW.STATUS_ICONS).filter((s) => bs[s]).map((s) => `${AW.fmtNum(bs[s])} ${s.toLowerCase().replace('_', ' ')}`);
