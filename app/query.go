@@ -205,12 +205,12 @@ func (q *Queries) Session(ctx context.Context, id string) (SessionView, error) {
 		prev = e.Timestamp
 	}
 	if q.alerts != nil {
-		as, err := q.alerts.ListAlerts(ctx, AlertFilter{SessionID: id, State: "all"})
+		page, err := q.alerts.ListAlerts(ctx, AlertFilter{SessionID: id, State: AlertFilterAll})
 		if err != nil {
 			return v, fmt.Errorf("session %s alerts: %w", id, err)
 		}
-		if as != nil {
-			v.Alerts = as
+		if page.Items != nil {
+			v.Alerts = page.Items
 		}
 	}
 	return v, nil
@@ -268,21 +268,43 @@ func granularityName(prefix string) string {
 	return "day"
 }
 
-// Alerts lists alerts.
+// Alerts lists the alerts f selects, newest first: one page of f.Limit (all when
+// f.Limit <= 0). AlertPage says whether there are more.
 func (q *Queries) Alerts(ctx context.Context, f AlertFilter) ([]Alert, error) {
-	switch f.State {
-	case "", "all", "open", "resolved":
-	default:
-		return nil, &domain.FieldError{Field: "state", Reason: "must be open, resolved or all"}
+	page, err := q.AlertPage(ctx, f)
+	return page.Items, err
+}
+
+// AlertPage answers one page of the alerts f selects, newest first, and the cursor of
+// the next page ("" on the last).
+func (q *Queries) AlertPage(ctx context.Context, f AlertFilter) (AlertPage, error) {
+	if err := f.Validate(); err != nil {
+		return AlertPage{}, err
 	}
-	as, err := q.alerts.ListAlerts(ctx, f)
+	page, err := q.alerts.ListAlerts(ctx, f)
 	if err != nil {
-		return nil, fmt.Errorf("list alerts: %w", err)
+		return AlertPage{}, err
 	}
-	if as == nil {
-		as = []Alert{}
+	if page.Items == nil {
+		page.Items = []Alert{}
 	}
-	return as, nil
+	return page, nil
+}
+
+// AlertCounts counts the alerts f selects, in all and per kind: the true numbers, not
+// the size of a page.
+func (q *Queries) AlertCounts(ctx context.Context, f AlertFilter) (AlertCounts, error) {
+	if err := f.Validate(); err != nil {
+		return AlertCounts{}, err
+	}
+	c, err := q.alerts.CountAlerts(ctx, f)
+	if err != nil {
+		return AlertCounts{}, err
+	}
+	if c.ByKind == nil {
+		c.ByKind = map[stuck.Kind]int64{}
+	}
+	return c, nil
 }
 
 // AckAlert acknowledges an alert.

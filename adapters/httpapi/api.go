@@ -69,9 +69,11 @@ func (s *Server) routes(gatherer prometheus.Gatherer, assets http.Handler) *http
 	mux.HandleFunc("GET /v1/agents/{name}/stats", s.getAgentStats)
 	mux.HandleFunc("GET /v1/stats", s.listStats)
 	mux.HandleFunc("GET /v1/alerts", s.listAlerts)
+	mux.HandleFunc("GET /v1/alerts/counts", s.countAlerts)
 	mux.HandleFunc("POST /v1/alerts/{sessionId}/{kind}/ack", s.ackAlert)
 	mux.HandleFunc("GET /v1/stuck", s.listStuck)
 	mux.HandleFunc("GET /v1/quarantine", s.listQuarantine)
+	mux.HandleFunc("GET /v1/live", s.streamLive)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{
@@ -254,27 +256,6 @@ func (s *Server) listStats(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, r, http.StatusOK, list[app.AgentStatsView]{Items: views})
 }
 
-// listAlerts answers GET /v1/alerts?state=open|resolved|all&session=&limit=, newest
-// first; state defaults to all.
-func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) {
-	p := newParams(r.URL.Query(), s.now())
-	f := app.AlertFilter{
-		State:     p.oneOf("state", "all", "open", "resolved", "all"),
-		SessionID: p.str("session"),
-		Limit:     p.limit("limit", defaultListLimit, maxListLimit),
-	}
-	if p.err != nil {
-		s.writeError(w, r, p.err)
-		return
-	}
-	as, err := s.queries.Alerts(r.Context(), f)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, r, http.StatusOK, list[app.Alert]{Items: as})
-}
-
 // ackAlert answers POST /v1/alerts/{sessionId}/{kind}/ack (optional body {"by": "..."})
 // with the acknowledged alert; 404 when there is no such alert. Acknowledging twice
 // keeps the first acknowledgement.
@@ -300,6 +281,7 @@ func (s *Server) ackAlert(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	s.live.poke()
 	as, err := s.queries.Alerts(r.Context(), app.AlertFilter{SessionID: sessionID, State: "all"})
 	if err != nil {
 		s.writeError(w, r, err)

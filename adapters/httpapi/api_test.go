@@ -661,7 +661,7 @@ func TestRouting(t *testing.T) {
 	t.Run("the page links its assets and the poll interval, and has a CSP", func(t *testing.T) {
 		a := s.get("/")
 		body := string(a.body)
-		assert.Contains(t, body, `<meta name="agentwatch-poll-ms" content="2000">`)
+		assert.Contains(t, body, `<meta name="agentwatch-config" content="{&#34;pollMs&#34;:2000,`)
 		assert.Regexp(t, `src="assets/app.js\?v=[0-9a-f]{12}"`, body)
 		assert.NotContains(t, body, "http://")
 		assert.NotContains(t, body, "https://")

@@ -33,6 +33,7 @@ type Server struct {
 	auth     auth
 	// guardMetrics count the requests the guard refuses.
 	guardMetrics guardMetrics
+	live     *liveHub
 
 	// stopping makes /readyz answer 503 once Stop began.
 	stopping atomic.Bool
@@ -67,6 +68,7 @@ func New(cfg Config, queries *app.Queries, ingester *app.Ingester, gatherer prom
 	}
 	s := &Server{cfg: cfg, queries: queries, ingester: ingester, ready: ready, logger: logger, now: time.Now,
 		auth: newAuth(cfg.AuthToken), guardMetrics: newGuardMetrics()}
+	s.live = newLiveHub(queries, cfg.LiveInterval, cfg.MaxLiveClients, logger)
 	index, err := renderIndex(cfg)
 	if err != nil {
 		return nil, err
@@ -82,7 +84,9 @@ func New(cfg Config, queries *app.Queries, ingester *app.Ingester, gatherer prom
 }
 
 // Handler returns the server's handler: every route, behind the request guard (auth.go),
-// with request logging and panic recovery.
+// with request logging and panic recovery. Its live streams (GET /v1/live) stay open
+// until the client leaves or Stop ends them: a server of one's own must call Stop before
+// its graceful shutdown.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Start listens on Config.Addr and serves in a goroutine; it never blocks on serving.
@@ -133,20 +137,25 @@ func isLoopback(addr net.Addr) bool {
 	return ok && tcp.IP != nil && tcp.IP.IsLoopback()
 }
 
-// Stop shuts the server down gracefully: it stops listening, makes /readyz answer
+// Stop shuts the server down gracefully: it ends the live streams (which would
+// otherwise never finish) and refuses new ones, stops listening, makes /readyz answer
 // 503, and waits for in-flight requests until ctx ends, then closes the connections
-// that are left (and says so in its error). Stop before Start, and a second Stop, do
-// nothing.
+// that are left (and says so in its error). Stop before Start only ends the streams
+// open on Handler (their browsers reconnect); a second Stop does nothing.
 func (s *Server) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	srv, served, stopped := s.srv, s.served, s.stopped
 	if srv == nil || stopped {
 		s.mu.Unlock()
+		if !stopped {
+			s.live.endStreams()
+		}
 		return nil
 	}
 	s.stopped = true
 	s.mu.Unlock()
 	s.stopping.Store(true)
+	s.live.Close()
 	var err error
 	if serr := srv.Shutdown(ctx); serr != nil {
 		err = fmt.Errorf("http server: graceful shutdown: %w", serr)

@@ -29,6 +29,7 @@ import (
 // that what a POST accepted is readable as soon as the POST answers.
 type stack struct {
 	t          testing.TB
+	dir        string // the SQLite directory
 	db         *sqlite.DB
 	alerts     *sqlite.AlertStore
 	quarantine *sqlite.QuarantineStore
@@ -65,7 +66,8 @@ func newStack(t testing.TB, opts stackOptions) *stack {
 		level = slog.LevelWarn
 	}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level}))
-	db, err := sqlite.Open(t.Context(), t.TempDir(), logger)
+	dir := t.TempDir()
+	db, err := sqlite.Open(t.Context(), dir, logger)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, db.Close()) })
 
@@ -74,7 +76,7 @@ func newStack(t testing.TB, opts stackOptions) *stack {
 	registry := prometheus.NewRegistry()
 	metrics, err := app.NewMetrics(registry)
 	require.NoError(t, err)
-	s := &stack{t: t, db: db, alerts: sqlite.NewAlertStore(db), quarantine: sqlite.NewQuarantineStore(db), registry: registry, logs: logs}
+	s := &stack{t: t, dir: dir, db: db, alerts: sqlite.NewAlertStore(db), quarantine: sqlite.NewQuarantineStore(db), registry: registry, logs: logs}
 
 	appender := &projectingJournal{
 		journal:     journal,
@@ -96,7 +98,12 @@ func newStack(t testing.TB, opts stackOptions) *stack {
 	require.NoError(t, err)
 	require.NoError(t, app.RegisterCollectors(registry, s.server.Collectors()...))
 	s.http = httptest.NewServer(s.server.Handler())
-	t.Cleanup(s.http.Close)
+	t.Cleanup(func() {
+		// Live streams never end by themselves: end them, as a server's Stop does, so
+		// that Close does not wait for them.
+		require.NoError(t, s.server.Stop(context.Background()))
+		s.http.Close()
+	})
 	return s
 }
 

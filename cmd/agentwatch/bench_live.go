@@ -81,6 +81,7 @@ func newBenchLiveCommand(g *globals) *cobra.Command {
 			var peak atomic.Int64
 			sampled := make(chan struct{})
 			sampleCtx, cancelSample := context.WithCancel(ctx)
+			defer cancelSample()
 			go func() {
 				defer close(sampled)
 				wal := filepath.Join(g.dataDir, sqlite.FileName+"-wal")

@@ -26,11 +26,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -53,31 +51,6 @@ import (
 	"github.com/agentwatch/agentwatch/projections/agentstats"
 	"github.com/agentwatch/agentwatch/projections/executionindex"
 )
-
-var (
-	faultBinOnce sync.Once
-	faultBin     string
-	faultBinErr  error
-)
-
-// agentwatchBinary builds the binary once per test process.
-func agentwatchBinary(t *testing.T) string {
-	t.Helper()
-	faultBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "agentwatch-faults-")
-		if err != nil {
-			faultBinErr = err
-			return
-		}
-		faultBin = filepath.Join(dir, "agentwatch")
-		out, err := exec.Command("go", "build", "-o", faultBin, ".").CombinedOutput()
-		if err != nil {
-			faultBinErr = fmt.Errorf("go build: %w: %s", err, out)
-		}
-	})
-	require.NoError(t, faultBinErr)
-	return faultBin
-}
 
 // awsWorld is DynamoDB Local and moto with fresh tables and queues, fault proxies in
 // front of both for the workers, and direct clients for the agents and the checks.
@@ -447,9 +420,9 @@ func (w *awsWorld) waitConverged(ids []string, limit time.Duration) (time.Durati
 func (w *awsWorld) alerts() []app.Alert {
 	store, err := awdynamodb.NewAlertStore(w.ddb, w.cfg, nil)
 	require.NoError(w.t, err)
-	out, err := store.ListAlerts(w.t.Context(), app.AlertFilter{State: "all"})
+	page, err := store.ListAlerts(w.t.Context(), app.AlertFilter{State: app.AlertFilterAll})
 	require.NoError(w.t, err)
-	return out
+	return page.Items
 }
 
 // alerted reports whether the detector raised an alert for session id.

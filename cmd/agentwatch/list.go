@@ -498,7 +498,7 @@ func newAlertsCommand(g *globals) *cobra.Command {
 			})
 		},
 	})
-	cmd.Flags().StringVar(&f.State, "state", "all", "open, resolved or all")
+	cmd.Flags().StringVar(&f.State, "state", "all", "open (neither acknowledged nor resolved), acknowledged, resolved or all")
 	cmd.Flags().IntVar(&f.Limit, "limit", 100, fmt.Sprintf("at most this many, 1 to %d", maxListLimit))
 	cmd.Flags().BoolVar(&g.asJSON, "json", false, "print JSON, as GET /v1/alerts answers")
 	var by string

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -37,6 +38,8 @@ type runOptions struct {
 	shutdown      time.Duration
 	adaptive      stuck.Adaptive
 	reconcile     *reconcileFlags
+	consoleURL    string
+	logLinks      []string
 }
 
 func newRunCommand(g *globals) *cobra.Command {
@@ -67,6 +70,9 @@ func newRunCommand(g *globals) *cobra.Command {
 	f.StringVar(&o.webhookSecret, "webhook-secret", envOr("AGENTWATCH_WEBHOOK_SECRET", ""), "sign webhook bodies with HMAC-SHA256 (env AGENTWATCH_WEBHOOK_SECRET)")
 	f.StringVar(&o.snsTopicArn, "alert-topic-arn", envOr("AGENTWATCH_ALERT_TOPIC_ARN", ""), "publish alerts to this SNS topic (env AGENTWATCH_ALERT_TOPIC_ARN)")
 	f.DurationVar(&o.shutdown, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown may take")
+	f.StringVar(&o.consoleURL, "console-url", "", "template of the History page's link to an execution in the Step Functions console (placeholders as --log-link; empty: the console of the ARN's region; none: no link)")
+	f.StringArrayVar(&o.logLinks, "log-link", splitLogLinks(envOr("AGENTWATCH_LOG_LINKS", "")),
+		"a link from each execution to its logs on the History page, LABEL=URL; the URL may hold {region}, {executionArn}, {sessionId}, {executionName}, {agentName}, {startMs}, {stopMs}; repeatable (the variable separates entries with |; env AGENTWATCH_LOG_LINKS)")
 	g.awsFeeds = registerAWSFeedFlags(f)
 	o.reconcile = registerReconcileFlags(f)
 	f.BoolVar(&o.adaptive.Enabled, "adaptive", false, "derive per-agent stage deadlines from each agent's own p99 stage durations")
@@ -127,13 +133,20 @@ func (g *globals) workerApp(o *runOptions, logger *slog.Logger) (*fx.App, *httpa
 	if err != nil {
 		return nil, nil, err
 	}
-	httpCfg := httpapi.Config{Addr: o.httpAddr, BaseURL: o.baseURL, AuthOps: o.authOps}
+	httpCfg := httpapi.Config{Addr: o.httpAddr, BaseURL: o.baseURL, AuthOps: o.authOps, ConsoleURL: o.consoleURL}
 	if o.authTokenFile != "" {
 		if httpCfg.AuthToken, err = httpapi.ReadAuthToken(o.authTokenFile); err != nil {
 			return nil, nil, fmt.Errorf("--auth-token-file: %w", err)
 		}
 	} else if o.authOps {
 		return nil, nil, errors.New("--auth-ops-endpoints: requires --auth-token-file")
+	}
+	for _, l := range o.logLinks {
+		link, err := httpapi.ParseLogLink(l)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--log-link: %w", err)
+		}
+		httpCfg.LogLinks = append(httpCfg.LogLinks, link)
 	}
 	opts := []fx.Option{
 		fx.Supply(cfg, logger, httpCfg, alerts.Config{Webhook: alerts.WebhookConfig{URL: o.webhookURL, Secret: o.webhookSecret}, SNSTopicArn: o.snsTopicArn}),
@@ -160,6 +173,18 @@ func (g *globals) workerApp(o *runOptions, logger *slog.Logger) (*fx.App, *httpa
 		return nil, nil, err
 	}
 	return fxApp, server, nil
+}
+
+// splitLogLinks reads AGENTWATCH_LOG_LINKS: LABEL=URL entries separated by '|' (which
+// a URL holds only percent-encoded).
+func splitLogLinks(v string) []string {
+	var out []string
+	for part := range strings.SplitSeq(v, "|") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
 }
 
 // readyCheck is /readyz: ready while the router runs and the stores answer.
