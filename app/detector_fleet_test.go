@@ -120,7 +120,7 @@ func TestDetectorFleetPrecisionRecall(t *testing.T) {
 	alerts, err := e.alerts.ListAlerts(context.Background(), app.AlertFilter{State: "all"})
 	require.NoError(t, err)
 	raised := map[string]map[stuck.Kind]app.Alert{}
-	for _, a := range alerts {
+	for _, a := range alerts.Items {
 		if raised[a.SessionID] == nil {
 			raised[a.SessionID] = map[stuck.Kind]app.Alert{}
 		}

@@ -25,7 +25,7 @@ var CoreModule = fx.Module("app",
 	ReadModelsModule,
 	fx.Provide(
 		newRegistry,
-		NewMetrics,
+		newMetrics,
 		newBackpressure,
 		newIngester,
 		NewProjector,
@@ -34,6 +34,7 @@ var CoreModule = fx.Module("app",
 		newStatsReader,
 		newIndexReader,
 		newRebuilder,
+		newFxLocalProjection,
 	),
 	fx.Invoke(ensureReadModels),
 )
@@ -78,6 +79,16 @@ func newRegistry() (*prometheus.Registry, prometheus.Registerer, prometheus.Gath
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return reg, reg, reg
+}
+
+// newMetrics is NewMetrics with the app's logger for the samples it logs.
+func newMetrics(reg prometheus.Registerer, logger *slog.Logger) (*Metrics, error) {
+	m, err := NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	m.SetLogger(logger)
+	return m, nil
 }
 
 // IngesterParams are the Ingester's dependencies in the fx graph.
@@ -222,6 +233,9 @@ type DetectorParams struct {
 }
 
 func newDetector(p DetectorParams) *Detector {
+	for _, s := range p.Sinks {
+		p.Metrics.InitSinks(s.Name())
+	}
 	d := NewDetector(p.Config.Detector, p.Stuck, p.Alerts, p.Sessions, p.Sinks, p.Logger, p.Metrics)
 	d.UseStats(p.Stats)
 	d.UseWatermark(p.Watermark)

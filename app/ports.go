@@ -223,13 +223,57 @@ type Alert struct {
 	Attempts int        `json:"attempts"`
 }
 
-// AlertFilter selects alerts for listing.
+// AlertFilter selects alerts for listing and counting.
 type AlertFilter struct {
-	// State is "open" (unresolved problems), "resolved", or "all"/"" .
+	// State is one of the AlertFilter* states; "" is AlertFilterAll.
 	State string
+	// Kinds, if set, selects alerts of any of these kinds.
+	Kinds []stuck.Kind
 	// SessionID, if set, selects one session's alerts.
 	SessionID string
-	Limit     int
+	// Limit caps a page; <= 0 lists every match. Counting ignores it.
+	Limit int
+	// Cursor continues a listing after the page that answered it as NextCursor (with
+	// the same filter); "" starts from the newest alert. Counting ignores it.
+	Cursor string
+}
+
+// States of AlertFilter. A problem alert (every kind but recovered) is open until an
+// operator acknowledges it or a later event resolves it; a recovery is neither open,
+// acknowledged nor resolved.
+const (
+	// AlertFilterOpen: problems nobody acknowledged and no event resolved, the ones
+	// that need someone.
+	AlertFilterOpen = "open"
+	// AlertFilterAcknowledged: problems acknowledged and not resolved.
+	AlertFilterAcknowledged = "acknowledged"
+	// AlertFilterResolved: alerts a later event resolved.
+	AlertFilterResolved = "resolved"
+	// AlertFilterAll: every alert.
+	AlertFilterAll = "all"
+)
+
+// AlertPage is one page of a listing, newest first. NextCursor is "" on the last page.
+type AlertPage struct {
+	Items      []Alert
+	NextCursor string
+}
+
+// AlertCounts is how many alerts match a filter, in all and per kind (kinds with none
+// are absent).
+type AlertCounts struct {
+	Total  int64                `json:"total"`
+	ByKind map[stuck.Kind]int64 `json:"byKind"`
+}
+
+// AlertLister lists and counts alerts for people (the API, the CLI, the History page).
+type AlertLister interface {
+	// ListAlerts answers one page of the alerts f selects, newest first (ties by
+	// session, then kind); a bad f.State or f.Cursor is a *domain.FieldError.
+	ListAlerts(ctx context.Context, f AlertFilter) (AlertPage, error)
+	// CountAlerts counts the alerts f selects, ignoring f.Limit and f.Cursor: a true
+	// count, not the size of a page.
+	CountAlerts(ctx context.Context, f AlertFilter) (AlertCounts, error)
 }
 
 // AlertStore is the alert outbox.
@@ -245,9 +289,10 @@ type AlertStore interface {
 	Resolve(ctx context.Context, sessionID string, kinds []stuck.Kind, at time.Time) error
 	// Ack acknowledges an alert; domain.ErrNotFound if there is none.
 	Ack(ctx context.Context, sessionID string, kind stuck.Kind, by string, at time.Time) error
-	// SessionAlerts returns the kinds raised for a session and those still open.
+	// SessionAlerts returns the kinds raised for a session and those still open
+	// (unresolved, whether acknowledged or not: what the detector may still resolve).
 	SessionAlerts(ctx context.Context, sessionID string) (raised, open stuck.KindSet, err error)
-	ListAlerts(ctx context.Context, f AlertFilter) ([]Alert, error)
+	AlertLister
 }
 
 // Quarantined is a poison input kept aside with the reason it was rejected.

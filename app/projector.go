@@ -39,14 +39,13 @@ func (p *Projector) Project(ctx context.Context, events []domain.Event, cp *Chec
 	ids := sessionIDs(events)
 	for attempt := 0; ; attempt++ {
 		batch, err := p.plan(ctx, ids, events)
-		if err != nil {
-			return err
-		}
-		batch.Checkpoint = cp
-		err = p.store.Commit(ctx, batch)
 		if err == nil {
-			p.metrics.projected(len(events), len(batch.Sessions))
-			return nil
+			batch.Checkpoint = cp
+			err = p.store.Commit(ctx, batch)
+			if err == nil {
+				p.metrics.projected(len(events), len(batch.Sessions))
+				return nil
+			}
 		}
 		if !errors.Is(err, domain.ErrConflict) || attempt >= p.MaxConflictRetries {
 			return fmt.Errorf("commit projection of %d events: %w", len(events), err)

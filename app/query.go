@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/agentwatch/agentwatch/domain"
@@ -163,25 +165,99 @@ func (q *Queries) FindExecutions(ctx context.Context, term string) ([]executioni
 
 func errorsIsNotFound(err error) bool { return errors.Is(err, domain.ErrNotFound) }
 
-// SessionEvents returns a session's journal items in seed-002 form.
-func (q *Queries) SessionEvents(ctx context.Context, id string, query SessionEventsQuery) ([]domain.JournalItem, error) {
-	evs, err := q.journal.SessionEvents(ctx, id, query)
+// AnsweredItem is a journal item as the CLI and the API answer it: in seed-002 form,
+// every attribute cut to domain.MaxAnswerFieldBytes (an agent may have written a
+// megabyte-long ErrorMessage straight to the journal), and Truncated naming the
+// attributes that were cut.
+type AnsweredItem struct {
+	domain.JournalItem
+	Truncated []string `json:"truncated,omitempty"`
+}
+
+// EventsQuery selects a session's events as seed 002's queries do, in the vocabulary
+// the API (GET /v1/sessions/{id}/events) and the CLI (`sessions events`) share.
+type EventsQuery struct {
+	// Descending returns the newest first (order=desc).
+	Descending bool
+	// Statuses keeps the events of any of these statuses (status=A,B); none: all.
+	Statuses []domain.Status
+	// StatusContains keeps the events whose status contains it (contains=FAILED, the
+	// CLI's --failures).
+	StatusContains string
+	// After keeps the events after this time (after=T): SK > "EVENT#"+T.
+	After time.Time
+	// Limit caps the count (0: no cap), applied after the order: order=desc&limit=N is
+	// the latest N.
+	Limit int
+}
+
+// StatusList reads a comma list of journal statuses, as the API's status= and the CLI's
+// --status take them; "" is none. Statuses are kept as written: agents may write their
+// own.
+func StatusList(s string) []domain.Status {
+	var out []domain.Status
+	for part := range strings.SplitSeq(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, domain.Status(part))
+		}
+	}
+	return out
+}
+
+// SessionEvents returns a session's journal items in seed-002 form, bounded (see
+// AnsweredItem); domain.ErrNotFound when the journal has no event of the session at
+// all (an empty list when it has some, none of which match).
+func (q *Queries) SessionEvents(ctx context.Context, id string, query EventsQuery) ([]AnsweredItem, error) {
+	sq := SessionEventsQuery{Descending: query.Descending, StatusContains: query.StatusContains, After: query.After, Limit: query.Limit}
+	switch len(query.Statuses) {
+	case 0:
+	case 1:
+		sq.Status = query.Statuses[0]
+	default:
+		// Several statuses: the stores filter one; the rest is filtered here, and the
+		// limit applied after it.
+		sq.Limit = 0
+	}
+	evs, err := q.journal.SessionEvents(ctx, id, sq)
 	if err != nil {
 		return nil, fmt.Errorf("session %s events: %w", id, err)
 	}
-	items := make([]domain.JournalItem, len(evs))
+	if len(query.Statuses) > 1 {
+		keep := evs[:0]
+		for _, e := range evs {
+			if slices.Contains(query.Statuses, e.Status) {
+				keep = append(keep, e)
+			}
+		}
+		evs = keep
+		if query.Limit > 0 && len(evs) > query.Limit {
+			evs = evs[:query.Limit]
+		}
+	}
+	if len(evs) == 0 {
+		some, err := q.journal.SessionEvents(ctx, id, SessionEventsQuery{Limit: 1})
+		if err != nil {
+			return nil, fmt.Errorf("session %s events: %w", id, err)
+		}
+		if len(some) == 0 {
+			return nil, fmt.Errorf("session %s: %w", id, domain.ErrNotFound)
+		}
+	}
+	items := make([]AnsweredItem, len(evs))
 	for i := range evs {
-		items[i] = evs[i].Item()
+		items[i].JournalItem, items[i].Truncated = evs[i].Item().Bounded(domain.MaxAnswerFieldBytes)
 	}
 	return items, nil
 }
 
 // TimelineEntry is one event of a session's timeline.
 type TimelineEntry struct {
-	Status       domain.Status `json:"status"`
-	Timestamp    string        `json:"timestamp"`
-	SK           string        `json:"sk"`
-	ErrorMessage string        `json:"errorMessage,omitempty"`
+	Status    domain.Status `json:"status"`
+	Timestamp string        `json:"timestamp"`
+	SK        string        `json:"sk"`
+	// ErrorMessage is cut to domain.MaxAnswerFieldBytes; ErrorMessageTruncated says so.
+	ErrorMessage          string `json:"errorMessage,omitempty"`
+	ErrorMessageTruncated bool   `json:"errorMessageTruncated,omitempty"`
 	// SincePreviousMs is the time since the previous event; SinceStartMs since the first.
 	SincePreviousMs int64 `json:"sincePreviousMs"`
 	SinceStartMs    int64 `json:"sinceStartMs"`
@@ -237,20 +313,21 @@ func (q *Queries) Session(ctx context.Context, id string) (SessionView, error) {
 	prev := first
 	for i := range evs {
 		e := &evs[i]
+		msg, cut := domain.Truncate(e.ErrorMessage, domain.MaxAnswerFieldBytes)
 		v.Timeline = append(v.Timeline, TimelineEntry{
-			Status: e.Status, Timestamp: domain.FormatTime(e.Timestamp), SK: e.SK, ErrorMessage: e.ErrorMessage,
+			Status: e.Status, Timestamp: domain.FormatTime(e.Timestamp), SK: e.SK, ErrorMessage: msg, ErrorMessageTruncated: cut,
 			SincePreviousMs: e.Timestamp.Sub(prev).Milliseconds(), SinceStartMs: e.Timestamp.Sub(first).Milliseconds(),
 			Known: e.Status.Known(),
 		})
 		prev = e.Timestamp
 	}
 	if q.alerts != nil {
-		as, err := q.alerts.ListAlerts(ctx, AlertFilter{SessionID: id, State: "all"})
+		page, err := q.alerts.ListAlerts(ctx, AlertFilter{SessionID: id, State: AlertFilterAll})
 		if err != nil {
 			return v, fmt.Errorf("session %s alerts: %w", id, err)
 		}
-		if as != nil {
-			v.Alerts = as
+		if page.Items != nil {
+			v.Alerts = page.Items
 		}
 	}
 	return v, nil
@@ -356,21 +433,43 @@ func granularityName(prefix string) string {
 	return "day"
 }
 
-// Alerts lists alerts.
+// Alerts lists the alerts f selects, newest first: one page of f.Limit (all when
+// f.Limit <= 0). AlertPage says whether there are more.
 func (q *Queries) Alerts(ctx context.Context, f AlertFilter) ([]Alert, error) {
-	switch f.State {
-	case "", "all", "open", "resolved":
-	default:
-		return nil, &domain.FieldError{Field: "state", Reason: "must be open, resolved or all"}
+	page, err := q.AlertPage(ctx, f)
+	return page.Items, err
+}
+
+// AlertPage answers one page of the alerts f selects, newest first, and the cursor of
+// the next page ("" on the last).
+func (q *Queries) AlertPage(ctx context.Context, f AlertFilter) (AlertPage, error) {
+	if err := f.Validate(); err != nil {
+		return AlertPage{}, err
 	}
-	as, err := q.alerts.ListAlerts(ctx, f)
+	page, err := q.alerts.ListAlerts(ctx, f)
 	if err != nil {
-		return nil, fmt.Errorf("list alerts: %w", err)
+		return AlertPage{}, err
 	}
-	if as == nil {
-		as = []Alert{}
+	if page.Items == nil {
+		page.Items = []Alert{}
 	}
-	return as, nil
+	return page, nil
+}
+
+// AlertCounts counts the alerts f selects, in all and per kind: the true numbers, not
+// the size of a page.
+func (q *Queries) AlertCounts(ctx context.Context, f AlertFilter) (AlertCounts, error) {
+	if err := f.Validate(); err != nil {
+		return AlertCounts{}, err
+	}
+	c, err := q.alerts.CountAlerts(ctx, f)
+	if err != nil {
+		return AlertCounts{}, err
+	}
+	if c.ByKind == nil {
+		c.ByKind = map[stuck.Kind]int64{}
+	}
+	return c, nil
 }
 
 // AckAlert acknowledges an alert.
@@ -378,10 +477,8 @@ func (q *Queries) AckAlert(ctx context.Context, sessionID string, kind stuck.Kin
 	if kind.Bit() == 0 {
 		return &domain.FieldError{Field: "kind", Reason: "must be one of stuck, missing_completion, never_started, journal_mismatch, recovered"}
 	}
-	if err := q.alerts.Ack(ctx, sessionID, kind, by, time.Now().UTC()); err != nil {
-		return fmt.Errorf("ack %s/%s: %w", sessionID, kind, err)
-	}
-	return nil
+	// The store's error says "ack alert SESSION/KIND" already: say it once.
+	return q.alerts.Ack(ctx, sessionID, kind, by, time.Now().UTC())
 }
 
 // StuckPage is one page of the sessions the detector watches.

@@ -19,6 +19,8 @@ import (
 // notForECS are variables the code reads that no task of the stack sets, and why.
 var notForECS = map[string]string{
 	"AGENTWATCH_DATA_DIR": "the embedded (SQLite) backend's directory; the stack's tasks run --backend aws",
+	"AGENTWATCH_AUTH_TOKEN_FILE": "a file in the container; the stack's worker answers only inside the VPC " +
+		"(MetricsIngressCidr), and an operator who wants a token mounts the file and sets the variable",
 }
 
 // secretVars are variables that must come from Secrets Manager (a container's Secrets),
@@ -45,7 +47,6 @@ var operatorOnly = map[string]string{
 	"dynamodb:UpdateTable":        "migrate adds a missing index, or the stream of an existing journal table",
 	"dynamodb:DescribeTimeToLive": "migrate checks the TTL attribute",
 	"dynamodb:UpdateTimeToLive":   "migrate enables the TTL attribute",
-	"sqs:ChangeMessageVisibility": "`agentwatch dlq` peeks at the dead-letter queue and puts the messages back",
 	"s3:PutObject":                "`agentwatch export --out s3://...`",
 	"s3:AbortMultipartUpload":     "`agentwatch export --out s3://...`",
 }
@@ -107,7 +108,14 @@ func (s *stackShape) resourcesFor(role, action string) (keys []string, ok bool) 
 			return []string{keyQueue}, true
 		case "GetQueueAttributes":
 			return []string{keyQueue, keyDLQ}, true
-		case "GetQueueUrl", "ChangeMessageVisibility":
+		case "ChangeMessageVisibility":
+			// The worker extends the visibility of the messages it handles; `agentwatch
+			// dlq` peeks at the dead-letter queue and puts the messages back.
+			if role == roleWorker {
+				return []string{keyQueue}, true
+			}
+			return []string{keyDLQ}, true
+		case "GetQueueUrl":
 			return []string{keyDLQ}, true
 		}
 	case "sns":

@@ -151,6 +151,10 @@ func (e *InputError) Error() string {
 	return fmt.Sprintf("object %d (line %d): %v", e.Index, e.Line, e.Err)
 }
 
+// Reason says what is wrong without saying where (for an answer that says where on
+// its own, such as an ingest result with its index and line).
+func (e *InputError) Reason() string { return e.Err.Error() }
+
 // Unwrap lets errors.Is find ErrInvalid and errors.As find the FieldErrors inside.
 func (e *InputError) Unwrap() []error { return []error{ErrInvalid, e.Err} }
 
@@ -171,31 +175,56 @@ var utf8BOM = []byte("\xef\xbb\xbf")
 func SplitInput(body []byte) ([]InputObject, error) {
 	body = bytes.TrimPrefix(body, utf8BOM)
 	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, fmt.Errorf("%w: empty body: expected a JSON object, a JSON array of objects, or NDJSON", ErrInvalid)
+		return nil, errEmptyBody
 	}
 	var s splitter
 	if isNDJSON(body) {
-		line := 1
-		for rest := body; len(rest) > 0; line++ {
-			l := rest
-			if i := bytes.IndexByte(rest, '\n'); i >= 0 {
-				l, rest = rest[:i], rest[i+1:]
-			} else {
-				rest = nil
-			}
-			if l = bytes.TrimSpace(l); len(l) > 0 {
-				if json.Valid(l) {
-					s.values(l, line)
-				} else {
-					// One bad line is one bad object, whatever it holds.
-					s.fail(line, malformed(json.Unmarshal(l, new(any)), &lineCounter{data: l, line: line}))
-				}
-			}
-		}
+		s.lines(body, 1)
 	} else {
 		s.values(body, 1)
 	}
 	return s.out, nil
+}
+
+// errEmptyBody is what splitting a body with nothing in it says.
+var errEmptyBody = fmt.Errorf("%w: empty body: expected a JSON object, a JSON array of objects, or NDJSON", ErrInvalid)
+
+// SplitNDJSON splits a body declared NDJSON (application/x-ndjson, JSON lines) into its
+// objects, each line on its own whatever the body looks like as a whole: a line that is
+// not JSON is one malformed object, a line holding an array contributes its elements,
+// and the lines around a bad one are unaffected. firstLine is the body's first line
+// number (1, or more for a chunk of a longer input), so that lines and errors name the
+// lines of the whole input. The error is non-nil, and matches ErrInvalid, only for a
+// body with no JSON at all.
+func SplitNDJSON(body []byte, firstLine int) ([]InputObject, error) {
+	body = bytes.TrimPrefix(body, utf8BOM)
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, errEmptyBody
+	}
+	var s splitter
+	s.lines(body, firstLine)
+	return s.out, nil
+}
+
+// lines splits body line by line, its first line being line firstLine.
+func (s *splitter) lines(body []byte, firstLine int) {
+	line := firstLine
+	for rest := body; len(rest) > 0; line++ {
+		l := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			l, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = nil
+		}
+		if l = bytes.TrimSpace(l); len(l) > 0 {
+			if json.Valid(l) {
+				s.values(l, line)
+			} else {
+				// One bad line is one bad object, whatever it holds.
+				s.fail(line, malformed(json.Unmarshal(l, new(any)), &lineCounter{data: l, line: line}))
+			}
+		}
+	}
 }
 
 // isNDJSON reports whether body is NDJSON, to be parsed line by line so that a bad
@@ -613,6 +642,85 @@ func jsonString(raw json.RawMessage) (s string, ok bool) {
 		return "", false
 	}
 	return s, true
+}
+
+// reasonNotUTF8 is why an id or a status that is not valid UTF-8 is rejected.
+const reasonNotUTF8 = "is not valid UTF-8: ids and statuses are kept byte for byte, and replacing the bad bytes would make different ids one"
+
+// validUTF8String reports whether raw, a JSON string token from validated JSON, holds
+// valid UTF-8: no invalid byte, and no \u escape of a surrogate that is not half of a
+// pair. encoding/json replaces both with U+FFFD, which would make different byte strings
+// decode to the same id.
+func validUTF8String(raw []byte) bool {
+	if len(raw) < 2 || raw[0] != '"' {
+		return true // not a string: the caller reports the type
+	}
+	body := raw[1 : len(raw)-1]
+	if !utf8.Valid(body) {
+		return false
+	}
+	if bytes.IndexByte(body, '\\') < 0 {
+		return true
+	}
+	for i := 0; i < len(body); i++ {
+		if body[i] != '\\' {
+			continue
+		}
+		i++
+		if i >= len(body) || body[i] != 'u' {
+			continue // a one-character escape
+		}
+		r, ok := hex4(body[i+1:])
+		if !ok {
+			return false
+		}
+		i += 4
+		switch {
+		case r >= 0xD800 && r <= 0xDBFF: // a high surrogate: a low one must follow
+			if i+6 >= len(body) || body[i+1] != '\\' || body[i+2] != 'u' {
+				return false
+			}
+			lo, ok := hex4(body[i+3:])
+			if !ok || lo < 0xDC00 || lo > 0xDFFF {
+				return false
+			}
+			i += 6
+		case r >= 0xDC00 && r <= 0xDFFF: // a low surrogate alone
+			return false
+		}
+	}
+	return true
+}
+
+// hex4 reads four hex digits.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		r <<= 4
+		switch {
+		case c >= '0' && c <= '9':
+			r |= rune(c - '0')
+		case c >= 'a' && c <= 'f':
+			r |= rune(c-'a') + 10
+		case c >= 'A' && c <= 'F':
+			r |= rune(c-'A') + 10
+		default:
+			return 0, false
+		}
+	}
+	return r, true
+}
+
+// checkIDs reports each of fields of m that is a string but not valid UTF-8.
+func checkIDs(m map[string]json.RawMessage, fe fieldErrors, fields ...string) {
+	for _, f := range fields {
+		if raw, ok := m[f]; ok && !validUTF8String(raw) {
+			fe.add(f, reasonNotUTF8)
+		}
+	}
 }
 
 // optString reads an optional string field: absent and null give "".

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // JournalItem is a journal item as it is stored: the attributes of the DynamoDB table
@@ -106,15 +107,15 @@ func (it *JournalItem) event(fe fieldErrors) Event {
 	e := Event{
 		SK:           it.SK,
 		Status:       Status(it.Status),
-		ErrorMessage: it.ErrorMessage,
+		ErrorMessage: validText(it.ErrorMessage),
 		Exec: Execution{
 			ExecutionArn:    it.ExecutionArn,
 			StateMachineArn: it.StateMachineArn,
 			ExecutionName:   it.ExecutionName,
 			AgentName:       it.AgentName,
-			Error:           it.Error,
-			Cause:           it.Cause,
-			RedriveStatus:   it.RedriveStatus,
+			Error:           validText(it.Error),
+			Cause:           validText(it.Cause),
+			RedriveStatus:   validText(it.RedriveStatus),
 			SourceEventID:   it.SourceEventID,
 			InputIncluded:   cloneBool(it.InputIncluded),
 			OutputIncluded:  cloneBool(it.OutputIncluded),
@@ -149,6 +150,13 @@ func (it *JournalItem) event(fe fieldErrors) Event {
 	if it.Status == "" {
 		fe.add("Status", "is missing")
 	}
+	for _, a := range journalStringAttrs {
+		// Items that come from a store rather than from JSON (the JSON decoders check
+		// the bytes they read themselves).
+		if journalIDAttrs[a.name] && !utf8.ValidString(*a.ptr(it)) {
+			fe.add(a.name, reasonNotUTF8)
+		}
+	}
 
 	switch {
 	case it.Timestamp != "":
@@ -182,6 +190,27 @@ func (it *JournalItem) event(fe fieldErrors) Event {
 		fe.add("ExecutionArn", "is missing (required on "+ExecutionPrefix+"* events)")
 	}
 	return e
+}
+
+// validText repairs a text attribute (not an id) that is not valid UTF-8 the way
+// encoding/json does, each invalid byte becoming U+FFFD, so that an item read from a
+// store says the same as the item decoded from its JSON.
+func validText(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			b.WriteString("\uFFFD")
+		} else {
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
 }
 
 // journalTime parses an optional item date; "" gives the zero time.
@@ -289,6 +318,13 @@ var journalStringAttrs = [...]struct {
 	{"SourceEventId", func(it *JournalItem) *string { return &it.SourceEventID }},
 }
 
+// journalIDAttrs are the attributes that identify something (a session, an event, an
+// execution, a state machine, an agent) or are a status: they must be valid UTF-8.
+var journalIDAttrs = map[string]bool{
+	"PK": true, "SK": true, "Status": true, "ExecutionArn": true, "StateMachineArn": true,
+	"ExecutionName": true, "AgentName": true, "SourceEventId": true,
+}
+
 // journalBoolAttrs lists the boolean attributes of a journal item.
 var journalBoolAttrs = [...]struct {
 	name string
@@ -304,6 +340,9 @@ func journalItemFromJSON(m map[string]json.RawMessage, fe fieldErrors) JournalIt
 	for _, a := range journalStringAttrs {
 		if raw, ok := m[a.name]; ok {
 			*a.ptr(&it) = stringValue(raw, a.name, fe)
+			if journalIDAttrs[a.name] && !validUTF8String(raw) {
+				fe.add(a.name, reasonNotUTF8)
+			}
 		}
 	}
 	if raw, ok := m["RedriveCount"]; ok {
@@ -383,6 +422,8 @@ func journalItemFromDynamoJSON(m map[string]json.RawMessage, fe fieldErrors) Jou
 			s, ok := jsonString(v)
 			if !ok {
 				fe.add(a.name, `must hold a JSON string in "S", found `+jsonKind(v))
+			} else if journalIDAttrs[a.name] && !validUTF8String(v) {
+				fe.add(a.name, reasonNotUTF8)
 			}
 			*a.ptr(&it) = s
 		default:

@@ -72,6 +72,9 @@ func MapStatusChange(ctx context.Context, sc StatusChange, resolver AgentNameRes
 		fe.add("detail.status", "is missing")
 	}
 	input := inputFields(sc.Input)
+	// The session id and agent name the input may hold are ids: bytes replaced on
+	// decoding would merge different sessions.
+	checkIDs(input, fe.nested("detail.input."), append(append([]string(nil), cfg.SessionIDKeys...), cfg.AgentNameKeys...)...)
 	sessionField, sessionID := "detail.input", lookupInput(input, cfg.SessionIDKeys)
 	if sessionID == "" {
 		sessionField, sessionID = "detail.name", sc.Name

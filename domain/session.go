@@ -18,7 +18,8 @@ type Session struct {
 	// At holds, per agent status, the latest time it was seen (unix ms; 0 = never).
 	At [NumAgentStatuses]int64 `json:"at"`
 	// Errors holds the ErrorMessage of the latest invocation, entrypoint and background
-	// task failure events.
+	// task failure events, each cut to MaxSessionErrorBytes (Truncate): the journal
+	// keeps the whole message, while everything derived from the session is bounded.
 	Errors [3]string `json:"errors,omitempty"`
 	// FirstAt and LastAt bound the timestamps of every event of the session (unix ms).
 	FirstAt int64 `json:"firstAt"`
@@ -94,10 +95,12 @@ func (s *Session) Apply(ev *Event) bool {
 		}
 		if slot := failureSlot(ev.Status); slot >= 0 {
 			// The message of the latest failure wins; at equal times the greatest
-			// message, so that the result does not depend on arrival order.
-			if ms > prev || (ms == prev && ev.ErrorMessage > s.Errors[slot]) {
-				if s.Errors[slot] != ev.ErrorMessage {
-					s.Errors[slot] = ev.ErrorMessage
+			// message, so that the result does not depend on arrival order. Messages
+			// are compared as kept (cut), which keeps that true.
+			msg, _ := Truncate(ev.ErrorMessage, MaxSessionErrorBytes)
+			if ms > prev || (ms == prev && msg > s.Errors[slot]) {
+				if s.Errors[slot] != msg {
+					s.Errors[slot] = msg
 					changed = true
 				}
 			}
@@ -129,7 +132,8 @@ func (s *Session) applyExec(es ExecStatus, ev *Event, ms int64) bool {
 		e.Status = es
 		e.RedriveCount = x.RedriveCount
 		e.StopMs = unixMs(x.StopDate)
-		e.Error, e.Cause = x.Error, x.Cause
+		e.Error, _ = Truncate(x.Error, MaxSessionErrorBytes)
+		e.Cause, _ = Truncate(x.Cause, MaxSessionErrorBytes)
 		e.OutputIncl = x.OutputIncluded
 	}
 	// Identity fields are the same on every status change of an execution; a winner

@@ -176,6 +176,7 @@ func statusChangeFromEnvelope(m map[string]json.RawMessage, fe fieldErrors) Stat
 	var sc StatusChange
 	sc.Version = optString(m, "version", fe)
 	sc.ID = optString(m, "id", fe)
+	checkIDs(m, fe, "id")
 	sc.Account = optString(m, "account", fe)
 	sc.Region = optString(m, "region", fe)
 
@@ -214,6 +215,7 @@ func statusChangeFromEnvelope(m map[string]json.RawMessage, fe fieldErrors) Stat
 	sc.StateMachineArn = reqString(d, "stateMachineArn", dfe)
 	sc.Name = reqString(d, "name", dfe)
 	sc.Status = ExecStatus(reqString(d, "status", dfe))
+	checkIDs(d, dfe, "executionArn", "stateMachineArn", "name", "status", "input")
 	sc.StartDate = epochMillis(d, "startDate", dfe)
 	sc.StopDate = epochMillis(d, "stopDate", dfe)
 	sc.RedriveDate = epochMillis(d, "redriveDate", dfe)

@@ -46,13 +46,6 @@ func NewAlertStore(client *dynamodb.Client, cfg Config, logger *slog.Logger) (*A
 	return &AlertStore{client: client, table: cfg.TablesOf(1).Alerts, logger: orDiscard(logger), now: time.Now}, nil
 }
 
-// Alert list states of app.AlertFilter.
-const (
-	AlertFilterOpen     = "open"
-	AlertFilterResolved = "resolved"
-	AlertFilterAll      = "all"
-)
-
 const (
 	pendingMark   = "PENDING"
 	alertListMark = "ALERT"
@@ -140,9 +133,10 @@ func sortAlerts(as []listedAlert, newestFirst bool) {
 }
 
 // collect runs a query in raisedAtNs order and returns up to limit alerts (limit <= 0:
-// all) in the order of sortAlerts; items sharing the last raisedAtNs are all read
-// first, since an index returns them in no order.
-func (s *AlertStore) collect(ctx context.Context, in *dynamodb.QueryInput, limit int, newestFirst bool, keep func(*app.Alert) bool) ([]app.Alert, error) {
+// all) in the order of sortAlerts, and whether keep accepts more after them. Items
+// sharing the raisedAtNs of the one after the limit are all read first, since an index
+// returns them in no order.
+func (s *AlertStore) collect(ctx context.Context, in *dynamodb.QueryInput, limit int, newestFirst bool, keep func(*app.Alert, int64) bool) ([]app.Alert, bool, error) {
 	if limit > 0 {
 		in.Limit = aws.Int32(int32(min(limit+1, 1000)))
 	}
@@ -153,34 +147,35 @@ pages:
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, edge(err)
+			return nil, false, edge(err)
 		}
 		for _, item := range page.Items {
 			a, ns, err := decodeAlert(item)
 			if err != nil {
-				return nil, err
+				return nil, false, err
 			}
-			if keep != nil && !keep(&a) {
+			if keep != nil && !keep(&a, ns) {
 				continue
 			}
-			if limit > 0 && len(got) >= limit && ns != boundary {
+			if limit > 0 && len(got) > limit && ns != boundary {
 				break pages
 			}
 			got = append(got, listedAlert{a: a, ns: ns})
-			if len(got) == limit {
+			if len(got) == limit+1 {
 				boundary = ns
 			}
 		}
 	}
 	sortAlerts(got, newestFirst)
-	if limit > 0 && len(got) > limit {
+	more := limit > 0 && len(got) > limit
+	if more {
 		got = got[:limit]
 	}
 	out := make([]app.Alert, len(got))
 	for i := range got {
 		out[i] = got[i].a
 	}
-	return out, nil
+	return out, more, nil
 }
 
 // PendingAlerts lists up to limit alerts not yet delivered, oldest first (limit <= 0:
@@ -191,7 +186,7 @@ func (s *AlertStore) PendingAlerts(ctx context.Context, limit int) ([]app.Alert,
 	if err != nil {
 		return nil, fmt.Errorf("pending alerts: %w", err)
 	}
-	out, err := s.collect(ctx, &dynamodb.QueryInput{TableName: &s.table, IndexName: aws.String(indexPending),
+	out, _, err := s.collect(ctx, &dynamodb.QueryInput{TableName: &s.table, IndexName: aws.String(indexPending),
 		KeyConditionExpression: e.KeyCondition(), ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values(),
 		ScanIndexForward: aws.Bool(true)}, limit, false, nil)
 	if err != nil {
@@ -271,18 +266,22 @@ func (s *AlertStore) Ack(ctx context.Context, sessionID string, kind stuck.Kind,
 	return nil
 }
 
-// sessionQuery selects one session's alerts (consistent reads).
-func (s *AlertStore) sessionQuery(sessionID string, filter *expression.ConditionBuilder) (*dynamodb.QueryInput, error) {
+// sessionQuery selects one session's alerts (consistent reads), with an optional
+// filter and projection.
+func (s *AlertStore) sessionQuery(sessionID string, filter *expression.ConditionBuilder, projection *expression.ProjectionBuilder) (*dynamodb.QueryInput, error) {
 	b := expression.NewBuilder().WithKeyCondition(expression.Key(attrSessionID).Equal(expression.Value(sessionID)))
 	if filter != nil {
 		b = b.WithFilter(*filter)
+	}
+	if projection != nil {
+		b = b.WithProjection(*projection)
 	}
 	e, err := b.Build()
 	if err != nil {
 		return nil, err
 	}
 	return &dynamodb.QueryInput{TableName: &s.table, ConsistentRead: aws.Bool(true),
-		KeyConditionExpression: e.KeyCondition(), FilterExpression: e.Filter(),
+		KeyConditionExpression: e.KeyCondition(), FilterExpression: e.Filter(), ProjectionExpression: e.Projection(),
 		ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values()}, nil
 }
 
@@ -292,11 +291,11 @@ func isOpen(a *app.Alert) bool { return a.ResolvedAt == nil && a.Kind != stuck.K
 // SessionAlerts returns the kinds raised for the session and, among them, the problems
 // still open (not resolved; recovered is never open).
 func (s *AlertStore) SessionAlerts(ctx context.Context, sessionID string) (raised, open stuck.KindSet, err error) {
-	in, err := s.sessionQuery(sessionID, nil)
+	in, err := s.sessionQuery(sessionID, nil, nil)
 	if err != nil {
 		return 0, 0, fmt.Errorf("alerts of %s: %w", sessionID, err)
 	}
-	as, err := s.collect(ctx, in, 0, false, nil)
+	as, _, err := s.collect(ctx, in, 0, false, nil)
 	if err != nil {
 		return 0, 0, fmt.Errorf("alerts of %s: %w", sessionID, err)
 	}
@@ -309,55 +308,126 @@ func (s *AlertStore) SessionAlerts(ctx context.Context, sessionID string) (raise
 	return raised, open, nil
 }
 
-// ListAlerts lists alerts newest first (ties by session, then kind). f.State is "open"
-// (problems not resolved), "resolved", or "all"/""; anything else fails with
-// domain.ErrInvalid. f.Limit <= 0 lists all. One session's alerts are a query on the
-// table; all alerts a query on RaisedIndex (eventually consistent).
-func (s *AlertStore) ListAlerts(ctx context.Context, f app.AlertFilter) ([]app.Alert, error) {
-	// The resolvedAt test is a filter expression; the kind test is done here, since
-	// kind is a key attribute of the table, which filters may not name.
-	var filter *expression.ConditionBuilder
-	var keep func(*app.Alert) bool
-	switch f.State {
-	case AlertFilterOpen:
-		c := expression.AttributeNotExists(expression.Name(attrResolved))
-		filter, keep = &c, isOpen
-	case AlertFilterResolved:
-		c := expression.AttributeExists(expression.Name(attrResolved))
-		filter = &c
-	case AlertFilterAll, "":
+// stateFilter is the filter expression of an app.AlertFilter state, nil for all. The
+// kind is tested in Go (AlertFilter.Selects): it is a key attribute of the table, which
+// filters may not name.
+func stateFilter(state string) *expression.ConditionBuilder {
+	unresolved := expression.AttributeNotExists(expression.Name(attrResolved))
+	var c expression.ConditionBuilder
+	switch state {
+	case app.AlertFilterOpen:
+		c = unresolved.And(expression.AttributeNotExists(expression.Name(attrAckedAt)))
+	case app.AlertFilterAcknowledged:
+		c = unresolved.And(expression.AttributeExists(expression.Name(attrAckedAt)))
+	case app.AlertFilterResolved:
+		c = expression.AttributeExists(expression.Name(attrResolved))
 	default:
-		return nil, fmt.Errorf("list alerts: %w", &domain.FieldError{Field: "state", Reason: "must be open, resolved or all"})
+		return nil
 	}
-	var in *dynamodb.QueryInput
+	return &c
+}
+
+// listQuery is the query of f's alerts: one session's on the table (consistent reads),
+// all on RaisedIndex newest first (eventually consistent), from the cursor's time on.
+func (s *AlertStore) listQuery(f *app.AlertFilter, cursor *app.AlertCursor, projection *expression.ProjectionBuilder) (*dynamodb.QueryInput, error) {
+	filter := stateFilter(f.State)
 	if f.SessionID != "" {
-		q, err := s.sessionQuery(f.SessionID, filter)
-		if err != nil {
-			return nil, fmt.Errorf("list alerts: %w", err)
-		}
-		as, err := s.collect(ctx, q, 0, true, keep)
-		if err != nil {
-			return nil, fmt.Errorf("list alerts: %w", err)
-		}
-		if f.Limit > 0 && len(as) > f.Limit {
-			as = as[:f.Limit]
-		}
-		return as, nil
+		return s.sessionQuery(f.SessionID, filter, projection)
 	}
-	b := expression.NewBuilder().WithKeyCondition(expression.Key(attrAlertList).Equal(expression.Value(alertListMark)))
+	key := expression.Key(attrAlertList).Equal(expression.Value(alertListMark))
+	if cursor != nil {
+		key = key.And(expression.Key(attrRaisedAtNs).LessThanEqual(expression.Value(cursor.RaisedAtNs)))
+	}
+	b := expression.NewBuilder().WithKeyCondition(key)
 	if filter != nil {
 		b = b.WithFilter(*filter)
 	}
+	if projection != nil {
+		b = b.WithProjection(*projection)
+	}
 	e, err := b.Build()
 	if err != nil {
-		return nil, fmt.Errorf("list alerts: %w", err)
+		return nil, err
 	}
-	in = &dynamodb.QueryInput{TableName: &s.table, IndexName: aws.String(indexRaised),
-		KeyConditionExpression: e.KeyCondition(), FilterExpression: e.Filter(),
-		ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values(), ScanIndexForward: aws.Bool(false)}
-	as, err := s.collect(ctx, in, f.Limit, true, keep)
+	return &dynamodb.QueryInput{TableName: &s.table, IndexName: aws.String(indexRaised),
+		KeyConditionExpression: e.KeyCondition(), FilterExpression: e.Filter(), ProjectionExpression: e.Projection(),
+		ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values(), ScanIndexForward: aws.Bool(false)}, nil
+}
+
+// ListAlerts answers one page of the alerts f selects, newest first (ties by session,
+// then kind). f.Limit <= 0 lists all. One session's alerts are a query on the table;
+// all alerts a query on RaisedIndex (eventually consistent) that starts at the
+// cursor's time.
+func (s *AlertStore) ListAlerts(ctx context.Context, f app.AlertFilter) (app.AlertPage, error) {
+	if err := f.Validate(); err != nil {
+		return app.AlertPage{}, fmt.Errorf("list alerts: %w", err)
+	}
+	var cursor *app.AlertCursor
+	if f.Cursor != "" {
+		c, _ := app.DecodeAlertCursor(f.Cursor) // Validate checked it
+		cursor = &c
+	}
+	keep := func(a *app.Alert, ns int64) bool {
+		return f.Selects(a) && (cursor == nil || !cursor.Before(ns, a.SessionID, a.Kind))
+	}
+	in, err := s.listQuery(&f, cursor, nil)
 	if err != nil {
-		return nil, fmt.Errorf("list alerts: %w", err)
+		return app.AlertPage{}, fmt.Errorf("list alerts: %w", err)
 	}
-	return as, nil
+	var as []app.Alert
+	var more bool
+	if f.SessionID != "" {
+		// The table orders a session's alerts by kind: read them all, then page.
+		as, _, err = s.collect(ctx, in, 0, true, keep)
+		if err == nil && f.Limit > 0 && len(as) > f.Limit {
+			as, more = as[:f.Limit], true
+		}
+	} else {
+		as, more, err = s.collect(ctx, in, f.Limit, true, keep)
+	}
+	if err != nil {
+		return app.AlertPage{}, fmt.Errorf("list alerts: %w", err)
+	}
+	page := app.AlertPage{Items: as}
+	if more {
+		page.NextCursor = app.CursorAfter(&as[len(as)-1]).Encode()
+	}
+	if page.Items == nil {
+		page.Items = []app.Alert{}
+	}
+	return page, nil
+}
+
+// CountAlerts counts the alerts f selects, per kind. It reads the matching items (only
+// the attributes the count needs): alerts are few, one per session and kind, ever.
+func (s *AlertStore) CountAlerts(ctx context.Context, f app.AlertFilter) (app.AlertCounts, error) {
+	f.Cursor = ""
+	if err := f.Validate(); err != nil {
+		return app.AlertCounts{}, fmt.Errorf("count alerts: %w", err)
+	}
+	proj := expression.NamesList(expression.Name(attrSessionID), expression.Name(attrKind),
+		expression.Name(attrResolved), expression.Name(attrAckedAt))
+	in, err := s.listQuery(&f, nil, &proj)
+	if err != nil {
+		return app.AlertCounts{}, fmt.Errorf("count alerts: %w", err)
+	}
+	out := app.AlertCounts{ByKind: map[stuck.Kind]int64{}}
+	p := dynamodb.NewQueryPaginator(s.client, in)
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return app.AlertCounts{}, fmt.Errorf("count alerts: %w", edge(err))
+		}
+		for _, item := range page.Items {
+			var a app.Alert
+			if err := attributevalue.UnmarshalMapWithOptions(item, &a, jsonTagsDecode); err != nil {
+				return app.AlertCounts{}, fmt.Errorf("count alerts: decode %s/%s: %w", stringOf(item, attrSessionID), stringOf(item, attrKind), err)
+			}
+			if f.Selects(&a) {
+				out.ByKind[a.Kind]++
+				out.Total++
+			}
+		}
+	}
+	return out, nil
 }

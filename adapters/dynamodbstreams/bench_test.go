@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,7 +96,15 @@ func benchDelivered(b *testing.B, idle time.Duration) {
 	go func() {
 		for msg := range ch {
 			msg.Ack()
-			arrived <- msg.Metadata.Get(MetadataSK)
+			p, err := decodePage("bench", msg)
+			if err != nil {
+				b.Error(err)
+				continue
+			}
+			for _, d := range p.records {
+				_, sk, _ := strings.Cut(d.uuid, "/")
+				arrived <- sk
+			}
 		}
 	}()
 	var lags []time.Duration

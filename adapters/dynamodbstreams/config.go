@@ -39,12 +39,13 @@ const (
 	DefaultShardSyncInterval  = 5 * time.Second
 	DefaultPollInterval       = 250 * time.Millisecond
 	DefaultMaxPollInterval    = 500 * time.Millisecond
-	DefaultMaxInFlight        = 1
-	DefaultMaxRetries         = 10
 	DefaultNackBackoff        = 500 * time.Millisecond
+	DefaultMaxNackBackoff     = 30 * time.Second
 	DefaultCheckpointInterval = time.Second
 	DefaultDrainTimeout       = 5 * time.Second
 	DefaultErrorBackoff       = time.Second
+	DefaultStallTimeout       = time.Minute
+	DefaultWatermarkMargin    = 2 * time.Second
 )
 
 // Config configures a Subscriber. The zero value plus TableName and LeaseTable, after
@@ -81,20 +82,17 @@ type Config struct {
 	// empty read doubles the interval, from PollInterval up to this. It bounds the lag
 	// of the first record after a quiet period. Default 500ms.
 	MaxPollInterval time.Duration
-	// MaxRecords is the most records one GetRecords call fetches, 1 to 1000. Default 1000.
+	// MaxRecords is the most records one GetRecords call fetches, 1 to 1000, and so the
+	// most records of a page (one message). Default 1000.
 	MaxRecords int
-	// MaxInFlight is how many messages of one shard may be out (delivered and neither
-	// acked nor given up) at once. With 1 the next message is sent only after the
-	// previous one was acked: strict order within the shard. More lets a consumer that
-	// handles messages concurrently (the Watermill router does) go faster, at the cost
-	// of order: a nacked message comes again after later ones. Default 1.
-	MaxInFlight int
-	// MaxRetries is how many times a record may be nacked: one nacked once more is put
-	// into the quarantine and the shard moves on. Default 10.
-	MaxRetries int
-	// NackBackoff is how long a nacked message waits before it is delivered again.
-	// Default 500ms.
+	// NackBackoff is how long a nacked page waits before it is delivered again the
+	// first time; each further nack of the same page doubles the wait, up to
+	// MaxNackBackoff. A page is never given up: its records are the journal, and the
+	// consumer quarantines single poison records itself. Default 500ms.
 	NackBackoff time.Duration
+	// MaxNackBackoff caps the wait before a page nacked again and again is delivered
+	// again. Default 30s.
+	MaxNackBackoff time.Duration
 	// CheckpointInterval is how long an advanced checkpoint may wait before it is
 	// written (it is also written with every renewal, at a shard's end and on release).
 	// Records acked after the last written checkpoint are delivered again after a crash.
@@ -110,6 +108,15 @@ type Config struct {
 	// StartPosition is where a shard without a checkpoint is read from. Default
 	// StartTrimHorizon.
 	StartPosition StartPosition
+	// StallTimeout is how long a shard held by this worker may go without progress —
+	// no successful GetRecords and no page acked — before the readiness check
+	// (Subscriber.CheckStalled, behind /readyz) reports it stalled. Default 1m.
+	StallTimeout time.Duration
+	// WatermarkMargin is subtracted from the start of a GetRecords call that reached
+	// the shard's end to give the shard's watermark: records of writes that were
+	// acknowledged before the call began may take a moment to appear in the stream.
+	// Default 2s.
+	WatermarkMargin time.Duration
 }
 
 // SetDefaults fills the zero fields with their defaults.
@@ -135,14 +142,11 @@ func (c *Config) SetDefaults() {
 	if c.MaxRecords == 0 {
 		c.MaxRecords = MaxRecordsLimit
 	}
-	if c.MaxInFlight == 0 {
-		c.MaxInFlight = DefaultMaxInFlight
-	}
-	if c.MaxRetries == 0 {
-		c.MaxRetries = DefaultMaxRetries
-	}
 	if c.NackBackoff == 0 {
 		c.NackBackoff = DefaultNackBackoff
+	}
+	if c.MaxNackBackoff == 0 {
+		c.MaxNackBackoff = max(DefaultMaxNackBackoff, c.NackBackoff)
 	}
 	if c.CheckpointInterval == 0 {
 		c.CheckpointInterval = DefaultCheckpointInterval
@@ -155,6 +159,12 @@ func (c *Config) SetDefaults() {
 	}
 	if c.StartPosition == "" {
 		c.StartPosition = StartTrimHorizon
+	}
+	if c.StallTimeout == 0 {
+		c.StallTimeout = DefaultStallTimeout
+	}
+	if c.WatermarkMargin == 0 {
+		c.WatermarkMargin = DefaultWatermarkMargin
 	}
 }
 
@@ -183,14 +193,11 @@ func (c *Config) Validate() error {
 	if c.MaxRecords < 1 || c.MaxRecords > MaxRecordsLimit {
 		errs = append(errs, fmt.Errorf("MaxRecords %d: must be between 1 and %d", c.MaxRecords, MaxRecordsLimit))
 	}
-	if c.MaxInFlight < 1 {
-		errs = append(errs, fmt.Errorf("MaxInFlight %d: must be at least 1", c.MaxInFlight))
-	}
-	if c.MaxRetries < 0 {
-		errs = append(errs, fmt.Errorf("MaxRetries %d: must not be negative", c.MaxRetries))
-	}
 	if c.NackBackoff < 0 {
 		errs = append(errs, fmt.Errorf("NackBackoff %s: must not be negative", c.NackBackoff))
+	}
+	if c.MaxNackBackoff < c.NackBackoff {
+		errs = append(errs, fmt.Errorf("MaxNackBackoff %s: must be at least NackBackoff (%s)", c.MaxNackBackoff, c.NackBackoff))
 	}
 	if c.CheckpointInterval < 0 {
 		errs = append(errs, fmt.Errorf("CheckpointInterval %s: must not be negative", c.CheckpointInterval))
@@ -205,6 +212,12 @@ func (c *Config) Validate() error {
 	case StartTrimHorizon, StartLatest:
 	default:
 		errs = append(errs, fmt.Errorf("StartPosition %q: must be %s or %s", c.StartPosition, StartTrimHorizon, StartLatest))
+	}
+	if c.StallTimeout < c.MaxPollInterval+c.ErrorBackoff {
+		errs = append(errs, fmt.Errorf("StallTimeout %s: must be at least MaxPollInterval + ErrorBackoff (%s)", c.StallTimeout, c.MaxPollInterval+c.ErrorBackoff))
+	}
+	if c.WatermarkMargin < 0 {
+		errs = append(errs, fmt.Errorf("WatermarkMargin %s: must not be negative", c.WatermarkMargin))
 	}
 	return errors.Join(errs...)
 }

@@ -24,7 +24,10 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, 5*time.Second, c.ShardSyncInterval)
 	assert.Equal(t, 250*time.Millisecond, c.PollInterval)
 	assert.Equal(t, 1000, c.MaxRecords)
-	assert.Equal(t, 1, c.MaxInFlight)
+	assert.Equal(t, 500*time.Millisecond, c.NackBackoff)
+	assert.Equal(t, 30*time.Second, c.MaxNackBackoff)
+	assert.Equal(t, time.Minute, c.StallTimeout)
+	assert.Equal(t, 2*time.Second, c.WatermarkMargin)
 	assert.Equal(t, StartTrimHorizon, c.StartPosition)
 	var other Config
 	other.SetDefaults()
@@ -33,15 +36,17 @@ func TestConfigDefaults(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	c := Config{WorkerID: "w", LeaseDuration: time.Second, RenewInterval: time.Second, ShardSyncInterval: 2 * time.Second,
-		PollInterval: 100 * time.Millisecond, MaxPollInterval: 50 * time.Millisecond, MaxRecords: 1001, MaxInFlight: -1,
-		MaxRetries: -1, NackBackoff: -1, CheckpointInterval: -1, DrainTimeout: -1, ErrorBackoff: -1, StartPosition: "AT_TIMESTAMP"}
+		PollInterval: 100 * time.Millisecond, MaxPollInterval: 50 * time.Millisecond, MaxRecords: 1001,
+		NackBackoff: -1, MaxNackBackoff: -2, CheckpointInterval: -1, DrainTimeout: -1, ErrorBackoff: -1, StartPosition: "AT_TIMESTAMP",
+		StallTimeout: time.Millisecond, WatermarkMargin: -1}
 	err := c.Validate()
 	require.Error(t, err)
 	for _, field := range []string{"RenewInterval", "ShardSyncInterval", "PollInterval", "MaxPollInterval", "MaxRecords",
-		"MaxInFlight", "MaxRetries", "NackBackoff", "CheckpointInterval", "DrainTimeout", "ErrorBackoff", "StartPosition"} {
+		"NackBackoff", "MaxNackBackoff", "CheckpointInterval", "DrainTimeout", "ErrorBackoff", "StartPosition", "StallTimeout",
+		"WatermarkMargin"} {
 		assert.Contains(t, err.Error(), field)
 	}
-	assert.Len(t, strings.Split(err.Error(), "\n"), 12, "one line per field")
+	assert.Len(t, strings.Split(err.Error(), "\n"), 13, "one line per field")
 }
 
 func TestDecodeJournalRecord(t *testing.T) {
@@ -73,17 +78,13 @@ func TestDecodeJournalRecord(t *testing.T) {
 			require.NoError(t, d.invalid)
 			require.Empty(t, d.skip)
 			var item domain.JournalItem
-			require.NoError(t, json.Unmarshal(d.payload, &item))
+			require.NoError(t, json.Unmarshal(d.item, &item))
 			assert.Equal(t, "EXECUTION_FAILED", item.Status)
 			require.NotNil(t, item.RedriveCount)
 			assert.Equal(t, 1, *item.RedriveCount)
-			assert.Equal(t, "SESSION#s1/EVENT#2024-11-04T10:30:00.000Z#sfn-1", d.uuid)
-			_, err := domain.DecodeJournalItemJSON(d.payload)
-			assert.NoError(t, err, "the router's handler accepts the payload")
-			md := recordMetadata("shard-1", record(name, exec), d.metadata)
-			assert.Equal(t, "shard-1/"+seq, md.Get("position"))
-			assert.Equal(t, "1730716200000", md.Get("appended_at"))
-			assert.Equal(t, "SESSION#s1", md.Get(MetadataPK))
+			assert.Equal(t, "SESSION#s1", item.PK)
+			_, err := domain.DecodeJournalItemJSON(d.item)
+			assert.NoError(t, err, "the projector accepts the page's item")
 		}
 	})
 	t.Run("remove and keys-only records are skipped", func(t *testing.T) {

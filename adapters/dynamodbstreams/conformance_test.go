@@ -2,8 +2,10 @@ package dynamodbstreams
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"sync"
 	"testing"
@@ -19,16 +21,26 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentwatch/agentwatch/adapters/dynamodb/dynamotest"
+	"github.com/agentwatch/agentwatch/app"
 )
 
 // The conformance suite's messages are not journal items: arbitrary payloads ("x",
 // "42"), their own UUIDs and metadata, and a topic per test. So the suite runs the
-// Subscriber's whole machinery — stream discovery, leases, checkpoints, ack/nack,
-// redelivery, drain, close, ctx — on DynamoDB Local's real streams, with a "raw" record
-// decoder: a publisher writes each message as a table item (uuid, payload and metadata
-// attributes) in the table its topic names (Config.TableName empty), all under one
-// partition key so that the table's stream keeps them in order. The journal decoding is
-// tested in TestDecodeJournalRecord and the TestFakeStream_ and TestDynamoDBLocal_ tests.
+// Subscriber's whole machinery — stream discovery, leases, pages, checkpoints,
+// ack/nack, redelivery, drain, close, ctx — on DynamoDB Local's real streams, with a
+// "raw" record decoder: a publisher writes each message as a table item (uuid, payload
+// and metadata attributes) in the table its topic names (Config.TableName empty), all
+// under one partition key so that the table's stream keeps them in order. The journal
+// decoding is tested in TestDecodeJournalRecord and the TestFakeStream_ and
+// TestDynamoDBLocal_ tests.
+//
+// The Subscriber delivers pages — one message per GetRecords call, carrying every
+// record the call returned — where the suite expects one message per message
+// published. pageSplitter sits between the two, as a consumer of pages would: it hands
+// the records of a page out one at a time, each after the one before was acked; it
+// acks the page once all of them were, and nacks it (the Subscriber delivers it again,
+// whole) as soon as one is nacked. So the suite's checks of order, Ack, Nack,
+// redelivery, Close and ctx are checks of the page machinery underneath.
 
 // Attributes of a raw message item.
 const (
@@ -38,7 +50,14 @@ const (
 	rawMetadata = "metadata"
 )
 
-// decodeRawRecord maps a raw message item back to its message.
+// rawMessage is a raw message item as a page carries it.
+type rawMessage struct {
+	UUID     string            `json:"uuid"`
+	Payload  []byte            `json:"payload"`
+	Metadata map[string]string `json:"metadata"`
+}
+
+// decodeRawRecord maps a raw message item back to its message, as a page's item.
 func decodeRawRecord(r *stypes.Record) decoded {
 	if r.EventName == stypes.OperationTypeRemove {
 		return decoded{skip: skipRemove}
@@ -52,15 +71,101 @@ func decodeRawRecord(r *stypes.Record) decoded {
 	if !ok || !ok2 {
 		return decoded{invalid: errors.New("not a raw message item")}
 	}
-	md := message.Metadata{}
-	if m, ok := img[rawMetadata].(*stypes.AttributeValueMemberM); ok {
-		for k, v := range m.Value {
+	m := rawMessage{UUID: uuid.Value, Payload: payload.Value, Metadata: map[string]string{}}
+	if md, ok := img[rawMetadata].(*stypes.AttributeValueMemberM); ok {
+		for k, v := range md.Value {
 			if s, ok := v.(*stypes.AttributeValueMemberS); ok {
-				md[k] = s.Value
+				m.Metadata[k] = s.Value
 			}
 		}
 	}
-	return decoded{uuid: uuid.Value, payload: payload.Value, metadata: md}
+	item, err := json.Marshal(m)
+	if err != nil {
+		return decoded{invalid: err}
+	}
+	return decoded{item: item}
+}
+
+// pageSplitter is a message.Subscriber that delivers the records of the pages of a
+// Subscriber as the messages that were published (see above).
+type pageSplitter struct {
+	*Subscriber
+	tables *rawTables
+	wg     sync.WaitGroup
+}
+
+func (s *pageSplitter) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	if err := s.tables.ensure(topic); err != nil {
+		return nil, err
+	}
+	pages, err := s.Subscriber.Subscribe(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan *message.Message)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(out)
+		for page := range pages {
+			s.split(page, out)
+		}
+	}()
+	return out, nil
+}
+
+// split hands out a page's records one at a time and settles the page.
+func (s *pageSplitter) split(page *message.Message, out chan<- *message.Message) {
+	p, err := app.DecodePage(page.Payload)
+	if err != nil {
+		page.Nack()
+		return
+	}
+	for _, rec := range p.Records {
+		var m rawMessage
+		if err := json.Unmarshal(rec.Item, &m); err != nil {
+			page.Nack()
+			return
+		}
+		msg := message.NewMessage(m.UUID, m.Payload)
+		maps.Copy(msg.Metadata, m.Metadata)
+		ctx, cancel := context.WithCancel(page.Context())
+		msg.SetContext(ctx)
+		if !s.handOut(page, msg, out) {
+			cancel()
+			return
+		}
+		cancel() // each message's context ends with it, as the suite expects
+	}
+	page.Ack()
+}
+
+// handOut delivers msg and waits for its Ack; false when the page was nacked or its
+// subscription ended (the page is delivered again).
+func (s *pageSplitter) handOut(page, msg *message.Message, out chan<- *message.Message) bool {
+	select {
+	case out <- msg:
+	case <-page.Context().Done():
+		return false
+	}
+	select {
+	case <-msg.Acked():
+		return true
+	case <-msg.Nacked():
+		page.Nack()
+		return false
+	case <-page.Context().Done():
+		return false
+	}
+}
+
+// SubscribeInitialize creates the topic's table.
+func (s *pageSplitter) SubscribeInitialize(topic string) error { return s.tables.ensure(topic) }
+
+func (s *pageSplitter) Close() error {
+	err := s.Subscriber.Close()
+	s.wg.Wait()
+	return err
 }
 
 // rawTables creates the tables that topics name, once each.
@@ -134,22 +239,6 @@ func (p *rawPublisher) Close() error {
 	return nil
 }
 
-// rawSubscriber makes sure a topic's table exists before subscribing to its stream.
-type rawSubscriber struct {
-	*Subscriber
-	tables *rawTables
-}
-
-func (s rawSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	if err := s.tables.ensure(topic); err != nil {
-		return nil, err
-	}
-	return s.Subscriber.Subscribe(ctx, topic)
-}
-
-// SubscribeInitialize creates the topic's table.
-func (s rawSubscriber) SubscribeInitialize(topic string) error { return s.tables.ensure(topic) }
-
 // conformanceFullEnv runs the suite with its full message counts (about 21,000 stream
 // records and 6 minutes on two cores) instead of its short ones.
 const conformanceFullEnv = "AGENTWATCH_TEST_CONFORMANCE_FULL"
@@ -170,8 +259,9 @@ func TestDynamoDBLocal_Conformance(t *testing.T) {
 		ConsumerGroups:                   false,
 		NewSubscriberReceivesOldMessages: false,
 		ExactlyOnceDelivery:              false,
-		// Order holds within a shard (MaxInFlight 1), and the publisher keeps a topic's
-		// messages under one partition key, whose records stay in one shard's lineage.
+		// Order holds within a shard (one page out at a time, redelivered whole), and the
+		// publisher keeps a topic's messages under one partition key, whose records stay
+		// in one shard's lineage.
 		GuaranteedOrder: true,
 		Persistent:      true,
 		// The topic names a table; table names must stay under the test's prefix so
@@ -185,12 +275,12 @@ func TestDynamoDBLocal_Conformance(t *testing.T) {
 		cfg := Config{
 			LeaseDuration: 3 * time.Second, RenewInterval: time.Second, ShardSyncInterval: time.Second,
 			// TestContinueAfterErrors nacks the same message 100 times per subscriber.
-			NackBackoff: 5 * time.Millisecond, MaxRetries: 1000,
+			NackBackoff: 5 * time.Millisecond, MaxNackBackoff: 20 * time.Millisecond,
 			CheckpointInterval: 100 * time.Millisecond, DrainTimeout: time.Second,
 		}
 		sub, err := newSubscriber(cfg, Ports{Streams: streams, Tables: ddb, Leases: leases}, &memQuarantine{}, testLogger(), nil, decodeRawRecord)
 		require.NoError(t, err)
-		return &rawPublisher{tables: tables}, rawSubscriber{Subscriber: sub, tables: tables}
+		return &rawPublisher{tables: tables}, &pageSplitter{Subscriber: sub, tables: tables}
 	}
 	tests.TestPubSub(t, features, constructor, nil)
 }

@@ -34,6 +34,9 @@ type fakeStreams struct {
 	reads map[string][]time.Time
 	// describes counts DescribeStream calls (a sync makes one per page).
 	describes int
+	// beforeRead, when set, runs with the fake locked at the start of each GetRecords
+	// (it may use the *Locked methods); an error it returns is GetRecords' answer.
+	beforeRead func(shardID string) error
 }
 
 type fakeStream struct {
@@ -173,6 +176,13 @@ func (f *fakeStreams) Split(table, shardID string) (string, string) {
 	sh.children = []*fakeShard{a, b}
 	s.shards = append(s.shards, a, b)
 	return a.id, b.id
+}
+
+// SetBeforeRead sets the hook run at the start of each GetRecords (nil: none).
+func (f *fakeStreams) SetBeforeRead(hook func(shardID string) error) {
+	f.mu.Lock()
+	f.beforeRead = hook
+	f.mu.Unlock()
 }
 
 // Trim drops the shard's first n records (as the 24-hour retention does).
@@ -341,6 +351,11 @@ func (f *fakeStreams) GetRecords(_ context.Context, in *dynamodbstreams.GetRecor
 	pos, _ := strconv.Atoi(parts[2])
 	epoch, _ := strconv.Atoi(parts[3])
 	f.reads[parts[1]] = append(f.reads[parts[1]], time.Now())
+	if f.beforeRead != nil {
+		if err := f.beforeRead(parts[1]); err != nil {
+			return nil, err
+		}
+	}
 	if epoch != f.epoch {
 		return nil, &stypes.ExpiredIteratorException{Message: aws.String("Iterator expired")}
 	}

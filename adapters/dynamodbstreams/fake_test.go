@@ -7,6 +7,7 @@ package dynamodbstreams
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -23,7 +24,9 @@ import (
 	"github.com/agentwatch/agentwatch/domain"
 )
 
-func TestFakeStream_DeliversJournalItemsWithMetadata(t *testing.T) {
+// What one GetRecords call returns is one page message: its journal items in order,
+// with the page's metadata, and one Ack checkpoints the page's last record.
+func TestFakeStream_DeliversOnePageMessagePerGetRecords(t *testing.T) {
 	e := newFakeEnv(t, 1)
 	var want []string
 	var shard string
@@ -35,24 +38,63 @@ func TestFakeStream_DeliversJournalItemsWithMetadata(t *testing.T) {
 	sub, _ := e.worker(fastConfig("w1"))
 	waitFor(t, 5*time.Second, "5 deliveries", func() bool { return len(e.rec.all()) == 5 })
 
-	got := e.rec.all()
-	for i, d := range got {
-		assert.Equal(t, want[i], d.seq, "delivery %d in order", i)
-		assert.Equal(t, shard, d.shard)
-		assert.Equal(t, shard+"/"+want[i], d.metadata.Get(app.MetaPosition))
-		assert.Equal(t, Source, d.metadata.Get(app.MetaSource))
-		assert.NotEmpty(t, d.metadata.Get(app.MetaAppendedAt))
-		assert.Equal(t, "INSERT", d.metadata.Get(MetadataEventName))
+	pages := e.rec.allPages()
+	require.Len(t, pages, 1, "one GetRecords, one page")
+	md := pages[0].metadata
+	assert.Equal(t, "1", md.Get(app.MetaPage))
+	assert.Equal(t, "5", md.Get(app.MetaRecords))
+	assert.Equal(t, shard+"/"+want[4], md.Get(app.MetaPosition), "the position of the page's last record")
+	assert.Equal(t, shard+"/"+want[0], pages[0].uuid, "a redelivered page keeps its uuid: its first position")
+	assert.Equal(t, Source, md.Get(app.MetaSource))
+	assert.NotEmpty(t, md.Get(app.MetaAppendedAt))
+	assert.Equal(t, shard, md.Get(MetadataShardID))
+	assert.Equal(t, want[4], md.Get(MetadataSequenceNumber))
+	assert.Equal(t, want[0], md.Get(MetadataFirstSequenceNumber))
+	for i, d := range e.rec.all() {
+		assert.Equal(t, want[i], d.seq, "record %d in order", i)
 		ev, err := domain.DecodeJournalItemJSON([]byte(d.payload))
-		require.NoError(t, err, "payload is a journal item")
+		require.NoError(t, err, "the page's items are journal items")
 		assert.Equal(t, "abc-123-def", ev.SessionID)
 		assert.Equal(t, "SESSION#abc-123-def/"+ev.SK, d.uuid)
-		assert.Equal(t, "SESSION#abc-123-def", d.metadata.Get(MetadataPK))
 	}
 	require.NoError(t, sub.Close())
 	l := e.leases.lease(e.arn, shard)
 	assert.Equal(t, want[4], l.Checkpoint, "Close writes the final checkpoint")
 	assert.Empty(t, l.Owner, "Close releases the lease")
+}
+
+// MaxRecords bounds a page: a backlog comes in pages of at most MaxRecords, in order,
+// each page delivered only once the one before it was acked.
+func TestFakeStream_PagesBoundedByMaxRecords(t *testing.T) {
+	e := newFakeEnv(t, 1)
+	var want []string
+	for i := range 25 {
+		_, seq := e.put(fmt.Sprintf("s%d", i%4), i)
+		want = append(want, seq)
+	}
+	var out atomic.Int32
+	e.rec.setDecide(func(pageDelivery, *message.Message) answer {
+		if out.Add(1) != 1 {
+			t.Error("a page delivered while another was out")
+		}
+		time.Sleep(5 * time.Millisecond) // a consumer at work
+		out.Add(-1)
+		return ack
+	})
+	cfg := fastConfig("A")
+	cfg.MaxRecords = 10
+	e.worker(cfg)
+	waitFor(t, 10*time.Second, "25 deliveries", func() bool { return len(e.rec.all()) == 25 })
+	var sizes []int
+	for _, p := range e.rec.allPages() {
+		sizes = append(sizes, len(p.records))
+	}
+	assert.Equal(t, []int{10, 10, 5}, sizes)
+	var got []string
+	for _, d := range e.rec.all() {
+		got = append(got, d.seq)
+	}
+	assert.Equal(t, want, got, "in order, once each")
 }
 
 // A shard splits while its records are in flight: the children are read only after the
@@ -68,9 +110,9 @@ func TestFakeStream_ShardSplitLineage(t *testing.T) {
 	}
 	gate := make(chan struct{})
 	var childEarly atomic.Int32
-	e.rec.setDecide(func(d delivery, _ *message.Message) answer {
+	e.rec.setDecide(func(d pageDelivery, _ *message.Message) answer {
 		if d.shard == parent {
-			<-gate // hold the parent's messages until the children have records
+			<-gate // hold the parent's page until the children have records
 			return ack
 		}
 		if !e.leases.lease(e.arn, parent).Finished() {
@@ -80,7 +122,7 @@ func TestFakeStream_ShardSplitLineage(t *testing.T) {
 	})
 	e.worker(fastConfig("w1"))
 	e.worker(fastConfig("w2"))
-	waitFor(t, 5*time.Second, "the first parent message", func() bool { return len(e.rec.all()) == 1 })
+	waitFor(t, 5*time.Second, "the parent's page", func() bool { return len(e.rec.allPages()) == 1 })
 
 	c1, c2 := e.streams.Split(e.table, parent)
 	for s := range 6 {
@@ -297,52 +339,75 @@ func TestFakeStream_TrimmedDataRestartsAtTrimHorizon(t *testing.T) {
 		assert.Equal(t, kept, []string{e.rec.all()[5].seq, e.rec.all()[6].seq})
 		assert.Equal(t, 1.0, counterValue(t, reg, "agentwatch_dynamodbstreams_trimmed_restarts_total", nil))
 	})
+	// A fresh stream, no checkpoint: the trim horizon moves between GetShardIterator
+	// and the first GetRecords. Nothing was read, so nothing is lost: no restart is
+	// counted (the runbook reads trimmed_restarts_total as data loss).
+	t.Run("fresh stream trimmed before the first read", func(t *testing.T) {
+		e := newFakeEnv(t, 1)
+		var shard string
+		var seqs []string
+		for i := range 6 {
+			var seq string
+			shard, seq = e.put("a", i)
+			seqs = append(seqs, seq)
+		}
+		var first atomic.Bool
+		e.streams.SetBeforeRead(func(id string) error {
+			if id == shard && !first.Swap(true) {
+				e.streams.trimLocked(e.table, shard, 2) // the iterator points at record 0
+			}
+			return nil
+		})
+		_, reg := e.worker(fastConfig("A"))
+		waitFor(t, 5*time.Second, "the 4 records left", func() bool { return len(e.rec.all()) == 4 })
+		var got []string
+		for _, d := range e.rec.all() {
+			got = append(got, d.seq)
+		}
+		assert.Equal(t, seqs[2:], got)
+		assert.Zero(t, counterValue(t, reg, "agentwatch_dynamodbstreams_trimmed_restarts_total", nil), "nothing read, nothing lost")
+	})
 }
 
-// With several messages in flight, a checkpoint covers only the contiguous prefix of
-// acked records: acks out of order wait for the gap to fill.
-func TestFakeStream_OutOfOrderAcksCheckpointContiguousPrefix(t *testing.T) {
+// One page is out at a time: the next page of the shard waits for the Ack of the one
+// out, and the checkpoint moves only with an Ack. A page out when the worker closes
+// (drain timed out) is delivered again, whole, to the next owner.
+func TestFakeStream_OnePageOutCheckpointOnAck(t *testing.T) {
 	e := newFakeEnv(t, 1)
 	var shard string
-	var seqs []string
 	for i := range 3 {
-		var seq string
-		shard, seq = e.put("a", i)
-		seqs = append(seqs, seq)
+		shard, _ = e.put("a", i)
 	}
-	var mu sync.Mutex
-	held := map[string]*message.Message{}
-	e.rec.setDecide(func(d delivery, msg *message.Message) answer {
-		mu.Lock()
-		held[d.seq] = msg
-		mu.Unlock()
+	held := make(chan *message.Message, 10)
+	e.rec.setDecide(func(_ pageDelivery, msg *message.Message) answer {
+		held <- msg
 		return hold
 	})
-	heldMsg := func(seq string) *message.Message {
-		mu.Lock()
-		defer mu.Unlock()
-		return held[seq]
-	}
 	cfg := fastConfig("A")
-	cfg.MaxInFlight = 3
 	first, _ := e.worker(cfg)
-	waitFor(t, 5*time.Second, "3 messages in flight", func() bool { return len(e.rec.all()) == 3 })
-	heldMsg(seqs[1]).Ack()
-	heldMsg(seqs[2]).Ack()
-	require.NoError(t, first.Close()) // the drain times out on the first message
-	assert.Empty(t, e.leases.lease(e.arn, shard).Checkpoint, "no checkpoint past an unacked record")
+	msg := <-held
+	e.put("a", 3) // the next page
+	e.waitSyncs(3)
+	assert.Len(t, e.rec.allPages(), 1, "no page while one is out")
+	assert.Empty(t, e.leases.lease(e.arn, shard).Checkpoint, "no checkpoint before the Ack")
+	require.NoError(t, first.Close()) // the drain times out
+	assert.Empty(t, e.leases.lease(e.arn, shard).Checkpoint, "no checkpoint past an unacked page")
+	msg.Ack() // too late: the drain gave the page up
 
 	cfg.WorkerID = "B"
 	e.worker(cfg)
-	waitFor(t, 5*time.Second, "all 3 delivered again", func() bool { return len(e.rec.all()) == 6 })
-	heldMsg(seqs[2]).Ack()
-	heldMsg(seqs[0]).Ack()
-	waitFor(t, 5*time.Second, "checkpoint at the first record", func() bool { return e.leases.lease(e.arn, shard).Checkpoint == seqs[0] })
-	heldMsg(seqs[1]).Ack()
-	waitFor(t, 5*time.Second, "checkpoint at the last record", func() bool { return e.leases.lease(e.arn, shard).Checkpoint == seqs[2] })
+	again := <-held
+	pages := e.rec.allPages()
+	require.Len(t, pages, 2)
+	assert.Equal(t, pages[0].uuid, pages[1].uuid, "the same page, whole")
+	assert.Len(t, pages[1].records, 4, "with what was written since: the page is what the new owner's read returned")
+	require.True(t, again.Ack())
+	waitFor(t, 5*time.Second, "the checkpoint at the page's last record", func() bool {
+		return e.leases.lease(e.arn, shard).Checkpoint == pages[1].last()
+	})
 }
 
-// A nacked message is delivered again after NackBackoff, and holds up only its own shard.
+// A nacked page is delivered again after NackBackoff, and holds up only its own shard.
 func TestFakeStream_NackRedeliversWithoutBlockingOtherShards(t *testing.T) {
 	e := newFakeEnv(t, 2)
 	byShard := map[string][]string{}
@@ -351,23 +416,16 @@ func TestFakeStream_NackRedeliversWithoutBlockingOtherShards(t *testing.T) {
 		byShard[sh] = append(byShard[sh], seq)
 	}
 	require.Len(t, byShard, 2, "records on both shards")
-	shards := slices.Sorted(func(yield func(string) bool) {
-		for k := range byShard {
-			if !yield(k) {
-				return
-			}
-		}
-	})
+	shards := slices.Sorted(maps.Keys(byShard))
 	stuck, free := shards[0], shards[1]
 	var release atomic.Bool
-	e.rec.setDecide(func(d delivery, _ *message.Message) answer {
-		if d.shard == stuck && !release.Load() {
+	e.rec.setDecide(func(p pageDelivery, _ *message.Message) answer {
+		if p.shard == stuck && !release.Load() {
 			return nack
 		}
 		return ack
 	})
 	cfg := fastConfig("A")
-	cfg.MaxRetries = 1000
 	e.worker(cfg)
 	waitFor(t, 5*time.Second, "the free shard's records", func() bool {
 		n := 0
@@ -378,47 +436,57 @@ func TestFakeStream_NackRedeliversWithoutBlockingOtherShards(t *testing.T) {
 		}
 		return n == len(byShard[free])
 	})
-	for _, d := range e.rec.all() {
-		if d.shard == stuck {
-			assert.Equal(t, byShard[stuck][0], d.seq, "only the nacked record of the stuck shard is delivered (in order)")
+	waitFor(t, 5*time.Second, "the stuck shard's page delivered again", func() bool {
+		n := 0
+		for _, p := range e.rec.allPages() {
+			if p.shard == stuck {
+				n++
+			}
+		}
+		return n >= 2
+	})
+	for _, p := range e.rec.allPages() {
+		if p.shard == stuck {
+			assert.Equal(t, byShard[stuck][0], p.first(), "only the nacked page of the stuck shard is delivered (in order)")
 		}
 	}
 	release.Store(true)
 	waitFor(t, 5*time.Second, "the stuck shard's records", func() bool { return len(e.rec.distinct()) == 20 })
 }
 
-// A record nacked more than MaxRetries times goes to the quarantine, and the shard moves
-// on; its checkpoint passes it.
-func TestFakeStream_NackedTooOftenIsQuarantined(t *testing.T) {
+// A page nacked again and again is delivered again after a backoff that doubles with
+// each nack up to MaxNackBackoff; it is never quarantined or skipped (its records are
+// the journal; the consumer quarantines single poison records itself), and its Ack at
+// last checkpoints it.
+func TestFakeStream_NackedPageBacksOffAndIsNeverGivenUp(t *testing.T) {
 	e := newFakeEnv(t, 1)
-	var shard, poison, last string
+	var shard, last string
 	for i := range 3 {
-		var seq string
-		shard, seq = e.put("a", i)
-		if i == 1 {
-			poison = seq
-		}
-		last = seq
+		shard, last = e.put("a", i)
 	}
-	e.rec.setDecide(func(d delivery, _ *message.Message) answer {
-		if d.seq == poison {
+	const nacks = 7
+	var n atomic.Int32
+	e.rec.setDecide(func(pageDelivery, *message.Message) answer {
+		if n.Add(1) <= nacks {
 			return nack
 		}
 		return ack
 	})
 	cfg := fastConfig("A")
-	cfg.MaxRetries = 2
+	cfg.NackBackoff, cfg.MaxNackBackoff = 20*time.Millisecond, 100*time.Millisecond
 	_, reg := e.worker(cfg)
-	waitFor(t, 5*time.Second, "the checkpoint past the poison record", func() bool { return e.leases.lease(e.arn, shard).Checkpoint == last })
-	assert.Equal(t, 3, e.rec.distinct()[shard+"/"+poison], "delivered 1 + MaxRetries times")
-	q := e.quarantine.all()
-	require.Len(t, q, 1)
-	assert.Equal(t, Source, q[0].Source)
-	assert.Equal(t, shard+"/"+poison, q[0].Key)
-	assert.Contains(t, q[0].Reason, "nacked 3 times")
-	_, err := domain.DecodeJournalItemJSON([]byte(q[0].Payload))
-	assert.NoError(t, err, "the payload is the journal item")
-	assert.Equal(t, 1.0, counterValue(t, reg, "agentwatch_dynamodbstreams_quarantined_total", map[string]string{"reason": quarantineRetries}))
+	waitFor(t, 10*time.Second, "the checkpoint at the page's last record", func() bool { return e.leases.lease(e.arn, shard).Checkpoint == last })
+	pages := e.rec.allPages()
+	require.Len(t, pages, nacks+1)
+	want := []time.Duration{20, 40, 80, 100, 100, 100, 100}
+	for i := 1; i < len(pages); i++ {
+		assert.Equal(t, pages[0].uuid, pages[i].uuid)
+		gap := pages[i].records[0].at.Sub(pages[i-1].records[0].at)
+		assert.GreaterOrEqual(t, gap, want[i-1]*time.Millisecond, "backoff before delivery %d", i+1)
+	}
+	assert.Empty(t, e.quarantine.all(), "a page is never quarantined")
+	assert.Equal(t, float64(nacks), counterValue(t, reg, "agentwatch_dynamodbstreams_pages_nacked_total", nil))
+	assert.Equal(t, float64(nacks+1), counterValue(t, reg, "agentwatch_dynamodbstreams_pages_delivered_total", nil))
 }
 
 // A record whose image is not a journal item is quarantined with the reason and the
@@ -437,8 +505,12 @@ func TestFakeStream_InvalidImagesQuarantinedRemovesSkipped(t *testing.T) {
 	_, reg := e.worker(fastConfig("A"))
 	waitFor(t, 5*time.Second, "the checkpoint at the last record", func() bool { return e.leases.lease(e.arn, shard).Checkpoint == last })
 	got := e.rec.all()
-	require.Len(t, got, 3)
-	assert.Equal(t, "MODIFY", got[2].metadata.Get(MetadataEventName))
+	require.Len(t, got, 3, "the valid records, in one page")
+	require.Len(t, e.rec.allPages(), 1)
+	assert.Equal(t, last, got[2].seq, "the MODIFY record too")
+	for _, d := range got {
+		assert.NotEqual(t, badSeq, d.seq, "the invalid record is left out of the page")
+	}
 	q := e.quarantine.all()
 	require.Len(t, q, 1)
 	assert.Equal(t, shard+"/"+badSeq, q[0].Key)
@@ -496,7 +568,7 @@ func TestFakeStream_CloseDrainsThenReleases(t *testing.T) {
 	e := newFakeEnv(t, 1)
 	shard, seq := e.put("a", 0)
 	inFlight := make(chan *message.Message, 1)
-	e.rec.setDecide(func(_ delivery, msg *message.Message) answer {
+	e.rec.setDecide(func(_ pageDelivery, msg *message.Message) answer {
 		inFlight <- msg
 		return hold
 	})
@@ -565,11 +637,13 @@ func TestFakeStream_ThreeWorkersOneCrashes(t *testing.T) {
 	e := newFakeEnv(t, 6)
 	var mu sync.Mutex
 	effects := map[string]int{}
-	e.rec.setDecide(func(d delivery, _ *message.Message) answer {
+	e.rec.setDecide(func(p pageDelivery, _ *message.Message) answer {
 		mu.Lock()
 		defer mu.Unlock()
-		if effects[d.uuid] == 0 {
-			effects[d.uuid] = 1
+		for _, d := range p.records {
+			if effects[d.uuid] == 0 {
+				effects[d.uuid] = 1
+			}
 		}
 		return ack
 	})

@@ -2,10 +2,12 @@ package dynamodbstreams
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -43,6 +45,16 @@ func (m *memLeaseStore) ListLeases(_ context.Context, streamArn string) ([]Lease
 		out = append(out, cloneLease(m.leases[streamArn][id]))
 	}
 	return out, nil
+}
+
+func (m *memLeaseStore) GetLease(_ context.Context, streamArn, shardID string) (Lease, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l, ok := m.leases[streamArn][shardID]
+	if !ok {
+		return Lease{}, fmt.Errorf("get lease %s: %w", shardID, ErrLeaseNotFound)
+	}
+	return cloneLease(l), nil
 }
 
 func (m *memLeaseStore) CreateLease(_ context.Context, streamArn string, l Lease) (bool, error) {
@@ -91,6 +103,9 @@ func (m *memLeaseStore) UpdateLease(_ context.Context, streamArn, shardID string
 	}
 	if u.Ended {
 		l.EndedAt = time.Now().UTC().Truncate(time.Millisecond)
+	}
+	if !u.Watermark.IsZero() {
+		l.Watermark = u.Watermark.UTC().Truncate(time.Millisecond)
 	}
 	m.leases[streamArn][shardID] = l
 	return cloneLease(l), nil
@@ -156,16 +171,32 @@ func (q *memQuarantine) all() []app.Quarantined {
 	return slices.Clone(q.items)
 }
 
-// delivery is one message a test consumer received.
+// delivery is one record of a page a test consumer received.
 type delivery struct {
-	worker   string
-	shard    string
-	seq      string
-	uuid     string
-	payload  string
+	worker string
+	shard  string
+	seq    string
+	// uuid is the journal item's "<PK>/<SK>".
+	uuid    string
+	payload string
+	// page is the uuid of the page message the record came in, metadata its metadata.
+	page     string
 	metadata message.Metadata
 	at       time.Time
 }
+
+// pageDelivery is one page message a test consumer received.
+type pageDelivery struct {
+	worker   string
+	shard    string
+	uuid     string
+	records  []delivery
+	metadata message.Metadata
+}
+
+// first and last are the sequence numbers of the page's first and last record.
+func (p pageDelivery) first() string { return p.records[0].seq }
+func (p pageDelivery) last() string  { return p.records[len(p.records)-1].seq }
 
 // answer is what a recorder does with a message.
 type answer int
@@ -176,22 +207,54 @@ const (
 	hold        // neither: the test answers later
 )
 
-// recorder collects deliveries from any number of workers and answers each message as
-// its decide function says (ack by default).
+// recorder collects the pages that any number of workers deliver and answers each
+// page as its decide function says (ack by default).
 type recorder struct {
 	mu         sync.Mutex
 	deliveries []delivery
-	// decide answers a message; nil acks everything. It runs on the consuming
-	// goroutine, so it may block (holding the message in flight).
-	decide func(d delivery, msg *message.Message) answer
+	pages      []pageDelivery
+	// decide answers a page; nil acks everything. It runs on the consuming goroutine,
+	// so it may block (holding the page in flight).
+	decide func(p pageDelivery, msg *message.Message) answer
 	wg     sync.WaitGroup
+	// t, when set, fails the test on a message that is not a journal page.
+	t *testing.T
 }
 
 // setDecide replaces the decide function.
-func (r *recorder) setDecide(f func(d delivery, msg *message.Message) answer) {
+func (r *recorder) setDecide(f func(p pageDelivery, msg *message.Message) answer) {
 	r.mu.Lock()
 	r.decide = f
 	r.mu.Unlock()
+}
+
+// decodePage reads a page message of journal items.
+func decodePage(worker string, msg *message.Message) (pageDelivery, error) {
+	if msg.Metadata.Get(app.MetaPage) != "1" {
+		return pageDelivery{}, fmt.Errorf("message %s is not a page", msg.UUID)
+	}
+	jp, err := app.DecodePage(msg.Payload)
+	if err != nil {
+		return pageDelivery{}, err
+	}
+	p := pageDelivery{worker: worker, shard: msg.Metadata.Get(MetadataShardID), uuid: msg.UUID, metadata: msg.Metadata}
+	now := time.Now()
+	for _, rec := range jp.Records {
+		var keys struct{ PK, SK string }
+		if err := json.Unmarshal(rec.Item, &keys); err != nil {
+			return pageDelivery{}, fmt.Errorf("record %s: %w", rec.Position, err)
+		}
+		shard, seq, _ := strings.Cut(rec.Position, "/")
+		if shard != p.shard {
+			return pageDelivery{}, fmt.Errorf("record %s in a page of shard %s", rec.Position, p.shard)
+		}
+		p.records = append(p.records, delivery{worker: worker, shard: shard, seq: seq, uuid: keys.PK + "/" + keys.SK,
+			payload: string(rec.Item), page: msg.UUID, metadata: msg.Metadata, at: now})
+	}
+	if len(p.records) == 0 {
+		return pageDelivery{}, fmt.Errorf("page %s without records", msg.UUID)
+	}
+	return p, nil
 }
 
 // consume reads ch until it is closed.
@@ -200,15 +263,22 @@ func (r *recorder) consume(worker string, ch <-chan *message.Message) {
 	go func() {
 		defer r.wg.Done()
 		for msg := range ch {
-			d := delivery{worker: worker, shard: msg.Metadata.Get(MetadataShardID), seq: msg.Metadata.Get(MetadataSequenceNumber),
-				uuid: msg.UUID, payload: string(msg.Payload), metadata: msg.Metadata, at: time.Now()}
+			p, err := decodePage(worker, msg)
+			if err != nil {
+				if r.t != nil {
+					r.t.Errorf("undecodable page: %v", err)
+				}
+				msg.Nack()
+				continue
+			}
 			r.mu.Lock()
-			r.deliveries = append(r.deliveries, d)
+			r.deliveries = append(r.deliveries, p.records...)
+			r.pages = append(r.pages, p)
 			decide := r.decide
 			r.mu.Unlock()
 			a := ack
 			if decide != nil {
-				a = decide(d, msg)
+				a = decide(p, msg)
 			}
 			switch a {
 			case ack:
@@ -218,6 +288,13 @@ func (r *recorder) consume(worker string, ch <-chan *message.Message) {
 			}
 		}
 	}()
+}
+
+// allPages returns the pages delivered so far.
+func (r *recorder) allPages() []pageDelivery {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.pages)
 }
 
 func (r *recorder) all() []delivery {
@@ -310,7 +387,7 @@ func newFakeEnv(t *testing.T, shards int) *fakeEnv {
 	table := "journal"
 	arn := f.CreateTable(table, shards)
 	return &fakeEnv{t: t, streams: f, leases: newMemLeaseStore(), quarantine: &memQuarantine{}, readers: newReaderTracker(t),
-		table: table, arn: arn, rec: &recorder{}}
+		table: table, arn: arn, rec: &recorder{t: t}}
 }
 
 // waitSyncs waits until the workers made n more DescribeStream calls (syncs).

@@ -38,19 +38,24 @@ type heldLease struct {
 	counter int64
 	// written is the checkpoint as stored; acked the one to write next.
 	written, acked string
+	// watermark is the shard's watermark to write next, wmWritten the one stored.
+	watermark, wmWritten time.Time
 	// done is set once the lease was released, handed over or finished.
 	done bool
+	// onConfirmed, when set, is called for each write that failed its condition and
+	// was found applied when the lease was read again.
+	onConfirmed func()
 }
 
 func newHeldLease(store LeaseStore, streamArn, owner string, l Lease, sentAt time.Time, fenceAfter time.Duration) *heldLease {
 	h := &heldLease{store: store, streamArn: streamArn, shardID: l.ShardID, owner: owner, fenceAfter: fenceAfter,
-		counter: l.Counter, written: l.Checkpoint, acked: l.Checkpoint}
+		counter: l.Counter, written: l.Checkpoint, acked: l.Checkpoint, watermark: l.Watermark, wmWritten: l.Watermark}
 	h.okAt.Store(int64(sentAt.Sub(clockBase)))
 	return h
 }
 
 // write applies a change under mu: the lease must still be ours with the counter we
-// wrote last. A conflict marks the lease lost and returns ErrLeaseLost.
+// wrote last. A lease found taken marks the lease lost and returns ErrLeaseLost.
 func (h *heldLease) write(ctx context.Context, u LeaseUpdate) (Lease, error) {
 	if h.lost.Load() {
 		return Lease{}, fmt.Errorf("lease %s: %w", h.shardID, ErrLeaseLost)
@@ -58,58 +63,150 @@ func (h *heldLease) write(ctx context.Context, u LeaseUpdate) (Lease, error) {
 	if h.done {
 		return Lease{}, fmt.Errorf("lease %s: already given up", h.shardID)
 	}
-	u.ExpectOwner, u.ExpectCounter = h.owner, h.counter
 	sent := time.Now()
-	l, err := h.store.UpdateLease(ctx, h.streamArn, h.shardID, u)
-	if errors.Is(err, ErrLeaseConflict) {
-		h.lost.Store(true)
-		return Lease{}, fmt.Errorf("lease %s: %w: %w", h.shardID, ErrLeaseLost, err)
+	// A write can fail its condition although nobody else touched the lease: when its
+	// first attempt was applied and its response lost, the SDK's retry finds the
+	// counter moved; when an earlier write failed without an answer (every attempt
+	// lost) and was applied all the same, this one finds it moved. resolve re-reads
+	// the lease to tell those apart from a lease taken; an earlier write found applied
+	// is written over once more (hence the loop, bounded).
+	for attempt := 0; ; attempt++ {
+		u.ExpectOwner, u.ExpectCounter = h.owner, h.counter
+		l, err := h.store.UpdateLease(ctx, h.streamArn, h.shardID, u)
+		if errors.Is(err, ErrLeaseConflict) {
+			var again bool
+			l, again, err = h.resolve(ctx, u, err)
+			if again && attempt < 3 {
+				continue
+			}
+		}
+		if errors.Is(err, ErrLeaseLost) {
+			h.lost.Store(true)
+			return Lease{}, err
+		}
+		if err != nil {
+			return Lease{}, err
+		}
+		h.counter = l.Counter
+		h.okAt.Store(int64(sent.Sub(clockBase)))
+		if u.Checkpoint != "" {
+			h.written = u.Checkpoint
+		}
+		if !u.Watermark.IsZero() {
+			h.wmWritten = u.Watermark
+		}
+		return l, nil
 	}
-	if err != nil {
-		return Lease{}, err
-	}
-	h.counter = l.Counter
-	h.okAt.Store(int64(sent.Sub(clockBase)))
-	if u.Checkpoint != "" {
-		h.written = u.Checkpoint
-	}
-	return l, nil
 }
 
-// renew increments the counter, writing the acked checkpoint if it moved, and returns
-// the owner that asked for the lease ("" if none).
+// resolve re-reads the lease after u failed its condition (conflict is that error) and
+// says what happened: u was applied after all (the lease as written), an earlier write
+// of ours was applied and u must be written again over it (again), or the lease was
+// taken (an error matching ErrLeaseLost). An error of the re-read itself is returned
+// as is: the outcome stays unknown, and the next write finds out.
+func (h *heldLease) resolve(ctx context.Context, u LeaseUpdate, conflict error) (l Lease, again bool, err error) {
+	lost := func() (Lease, bool, error) {
+		return Lease{}, false, fmt.Errorf("lease %s: %w: %w", h.shardID, ErrLeaseLost, conflict)
+	}
+	cur, err := h.store.GetLease(ctx, h.streamArn, h.shardID)
+	switch {
+	case errors.Is(err, ErrLeaseNotFound):
+		if u.Checkpoint == CheckpointShardEnd {
+			// Finished, then deleted by a worker's cleanup of trimmed shards.
+			h.confirmed()
+			return Lease{ShardID: h.shardID, Checkpoint: CheckpointShardEnd}, false, nil
+		}
+		return lost()
+	case err != nil:
+		return Lease{}, false, fmt.Errorf("lease %s: re-read after a failed condition: %w", h.shardID, err)
+	}
+	wantCheckpoint := h.written
+	if u.Checkpoint != "" {
+		wantCheckpoint = u.Checkpoint
+	}
+	switch {
+	case cur.Owner == u.NewOwner && cur.Counter == h.counter+1 && cur.Checkpoint == wantCheckpoint:
+		// u itself was applied.
+		h.confirmed()
+		return cur, false, nil
+	case u.Checkpoint == CheckpointShardEnd && cur.Finished():
+		h.confirmed()
+		return cur, false, nil
+	case u.NewOwner != h.owner && cur.Owner != h.owner && cur.Counter > h.counter:
+		// u gave the lease away and it is no longer ours: released or handed over,
+		// and maybe taken since. Done either way; if u was not the write applied,
+		// its final checkpoint did not land and the next owner delivers again what
+		// came after the last one that did.
+		h.confirmed()
+		return cur, false, nil
+	case cur.Owner == h.owner && cur.Counter == h.counter+1:
+		// An earlier write of ours, whose outcome was unknown, was applied: nobody
+		// else writes a lease with us as the owner while we hold it.
+		h.counter = cur.Counter
+		if cur.Checkpoint != "" {
+			h.written = cur.Checkpoint
+		}
+		h.confirmed()
+		return Lease{}, true, conflict
+	}
+	return lost()
+}
+
+// confirmed counts a lease write found applied on a re-read.
+func (h *heldLease) confirmed() {
+	if h.onConfirmed != nil {
+		h.onConfirmed()
+	}
+}
+
+// progress adds what moved since the last write — the acked checkpoint, the
+// watermark — to u. Under mu.
+func (h *heldLease) progress(u LeaseUpdate) LeaseUpdate {
+	if h.acked != h.written {
+		u.Checkpoint = h.acked
+	}
+	if h.watermark.After(h.wmWritten) {
+		u.Watermark = h.watermark
+	}
+	return u
+}
+
+// renew increments the counter, writing the acked checkpoint and the watermark if they
+// moved, and returns the owner that asked for the lease ("" if none).
 func (h *heldLease) renew(ctx context.Context) (pending string, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.done {
 		return "", nil
 	}
-	u := LeaseUpdate{NewOwner: h.owner}
-	if h.acked != h.written {
-		u.Checkpoint = h.acked
-	}
-	l, err := h.write(ctx, u)
+	l, err := h.write(ctx, h.progress(LeaseUpdate{NewOwner: h.owner}))
 	if err != nil {
 		return "", fmt.Errorf("renew: %w", err)
 	}
 	return l.PendingOwner, nil
 }
 
-// setAcked records the checkpoint to write next.
-func (h *heldLease) setAcked(seq string) {
+// setAcked records the checkpoint to write next (unless seq is empty) and moves the
+// watermark to wm if that is later.
+func (h *heldLease) setAcked(seq string, wm time.Time) {
 	h.mu.Lock()
-	h.acked = seq
+	if seq != "" {
+		h.acked = seq
+	}
+	if wm.After(h.watermark) {
+		h.watermark = wm
+	}
 	h.mu.Unlock()
 }
 
-// checkpoint writes the acked checkpoint if it moved.
+// checkpoint writes the acked checkpoint (and the watermark) if due.
 func (h *heldLease) checkpoint(ctx context.Context) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.done || h.acked == h.written {
+	if h.done || (h.acked == h.written && !(h.wmWritten.IsZero() && !h.watermark.IsZero())) {
 		return nil
 	}
-	if _, err := h.write(ctx, LeaseUpdate{NewOwner: h.owner, Checkpoint: h.acked}); err != nil {
+	if _, err := h.write(ctx, h.progress(LeaseUpdate{NewOwner: h.owner})); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	return nil
@@ -123,11 +220,7 @@ func (h *heldLease) release(ctx context.Context, to string) error {
 	if h.done {
 		return nil
 	}
-	u := LeaseUpdate{NewOwner: to}
-	if h.acked != h.written {
-		u.Checkpoint = h.acked
-	}
-	if _, err := h.write(ctx, u); err != nil {
+	if _, err := h.write(ctx, h.progress(LeaseUpdate{NewOwner: to})); err != nil {
 		return fmt.Errorf("release: %w", err)
 	}
 	h.done = true

@@ -28,12 +28,14 @@ const (
 	leaseAttrPendingOwner = "pendingOwner"
 	leaseAttrEndedAt      = "endedAt"
 	leaseAttrUpdatedAt    = "updatedAt"
+	leaseAttrWatermark    = "watermark"
 )
 
 // DynamoDBLeaseStore is a LeaseStore in a DynamoDB table with a string PK and SK — the
 // control table of adapters/dynamodb. A stream's leases share PK "LEASE#<streamArn>";
 // each has its shard id as SK and the attributes owner (absent when free), counter,
-// checkpoint, parentIds (a string set), pendingOwner, endedAt and updatedAt (epoch ms).
+// checkpoint, parentIds (a string set), pendingOwner, and endedAt, watermark and
+// updatedAt (epoch ms).
 // Conditional writes that fail are reported as ErrLeaseConflict.
 type DynamoDBLeaseStore struct {
 	client *dynamodb.Client
@@ -88,6 +90,22 @@ func (s *DynamoDBLeaseStore) ListLeases(ctx context.Context, streamArn string) (
 		}
 	}
 	return out, nil
+}
+
+// GetLease reads one lease item, consistently.
+func (s *DynamoDBLeaseStore) GetLease(ctx context.Context, streamArn, shardID string) (Lease, error) {
+	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: leaseKey(streamArn, shardID), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return Lease{}, fmt.Errorf("get lease %s of %s in %s: %w", shardID, streamArn, s.table, err)
+	}
+	if len(out.Item) == 0 {
+		return Lease{}, fmt.Errorf("get lease %s of %s: %w", shardID, streamArn, ErrLeaseNotFound)
+	}
+	l, err := leaseFromItem(out.Item)
+	if err != nil {
+		return Lease{}, fmt.Errorf("get lease %s of %s: %w", shardID, streamArn, err)
+	}
+	return l, nil
 }
 
 // CreateLease puts l if no item has its key.
@@ -180,6 +198,9 @@ func leaseUpdateExpression(u LeaseUpdate, now time.Time) (expression.Expression,
 	if u.Ended {
 		upd = upd.Set(expression.Name(leaseAttrEndedAt), expression.Value(now.UnixMilli()))
 	}
+	if !u.Watermark.IsZero() {
+		upd = upd.Set(expression.Name(leaseAttrWatermark), expression.Value(u.Watermark.UnixMilli()))
+	}
 	return expression.NewBuilder().WithCondition(cond).WithUpdate(upd).Build()
 }
 
@@ -239,6 +260,13 @@ func leaseFromItem(item map[string]types.AttributeValue) (Lease, error) {
 	}
 	if ended != 0 {
 		l.EndedAt = time.UnixMilli(ended).UTC()
+	}
+	wm, err := num(leaseAttrWatermark)
+	if err != nil {
+		return Lease{}, err
+	}
+	if wm != 0 {
+		l.Watermark = time.UnixMilli(wm).UTC()
 	}
 	if ss, ok := item[leaseAttrParentIDs].(*types.AttributeValueMemberSS); ok {
 		l.ParentShardIDs = slices.Clone(ss.Value)

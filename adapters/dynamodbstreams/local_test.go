@@ -182,6 +182,11 @@ func testLeaseStore(t *testing.T, s LeaseStore) {
 	require.NoError(t, err)
 	slices.SortFunc(leases, func(a, b Lease) int { return compareSequenceNumbers(a.ShardID, b.ShardID) })
 	assert.Equal(t, l, leases[0], "as listed")
+	got, err := s.GetLease(ctx, arn, "shard-1")
+	require.NoError(t, err)
+	assert.Equal(t, l, got, "as read alone")
+	_, err = s.GetLease(ctx, arn, "missing")
+	assert.ErrorIs(t, err, ErrLeaseNotFound)
 
 	// Delete only at the expected counter.
 	assert.ErrorIs(t, s.DeleteLease(ctx, arn, "shard-1", 3), ErrLeaseConflict)
@@ -191,11 +196,12 @@ func testLeaseStore(t *testing.T, s LeaseStore) {
 	assert.Len(t, leases, 1)
 }
 
-// recordingSubscriber passes a subscriber's messages on and records them.
+// recordingSubscriber passes a subscriber's pages on and records their records.
 type recordingSubscriber struct {
 	message.Subscriber
+	t    *testing.T
 	mu   sync.Mutex
-	seen []message.Metadata
+	seen []delivery
 	wg   sync.WaitGroup
 }
 
@@ -210,8 +216,10 @@ func (r *recordingSubscriber) Subscribe(ctx context.Context, topic string) (<-ch
 		defer r.wg.Done()
 		defer close(out)
 		for msg := range in {
+			p, err := decodePage("", msg)
+			assert.NoError(r.t, err)
 			r.mu.Lock()
-			r.seen = append(r.seen, msg.Metadata)
+			r.seen = append(r.seen, p.records...)
 			r.mu.Unlock()
 			out <- msg
 		}
@@ -219,15 +227,16 @@ func (r *recordingSubscriber) Subscribe(ctx context.Context, topic string) (<-ch
 	return out, nil
 }
 
-func (r *recordingSubscriber) delivered() []message.Metadata {
+// all returns the records of the pages passed on so far.
+func (r *recordingSubscriber) all() []delivery {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.seen)
 }
 
 // localWorker is the AWS-mode worker's journal path: the subscriber under the real
-// Watermill router and projector, with the read models and quarantine of
-// adapters/dynamodb.
+// Watermill router and projector (one commit per page), with the read models and
+// quarantine of adapters/dynamodb.
 type localWorker struct {
 	sub    *Subscriber
 	rec    *recordingSubscriber
@@ -244,7 +253,7 @@ func startLocalWorker(t *testing.T, ddb *dynamodb.Client, streams *dynamodbstrea
 	cfg.TableName, cfg.LeaseTable = dcfg.JournalTable, dcfg.TablesOf(1).Control
 	sub, err := NewSubscriber(cfg, streams, ddb, q, testLogger(), nil)
 	require.NoError(t, err)
-	rec := &recordingSubscriber{Subscriber: sub}
+	rec := &recordingSubscriber{Subscriber: sub, t: t}
 	metrics, err := app.NewMetrics(nil)
 	require.NoError(t, err)
 	r, err := app.NewRouter(app.RouterConfig{}, app.JournalFeed{Subscriber: rec}, app.StatusChangeFeed{},
@@ -302,7 +311,7 @@ func TestDynamoDBLocal_JournalFeedRestart(t *testing.T) {
 		return n == 1
 	})
 	w1.stop()
-	got1 := w1.rec.delivered()
+	got1 := w1.rec.all()
 	assert.Len(t, got1, len(first), "each valid item delivered once")
 
 	arn, err := w1.sub.latestStream(ctx, dcfg.JournalTable)
@@ -330,14 +339,14 @@ func TestDynamoDBLocal_JournalFeedRestart(t *testing.T) {
 	w2 := startLocalWorker(t, ddb, streams, dcfg, cfg)
 	waitFor(t, 30*time.Second, "the new session projected", sessionSeen("late-2", 6))
 	w2.stop()
-	got2 := w2.rec.delivered()
+	got2 := w2.rec.all()
 	require.Len(t, got2, len(second), "only the items written after the checkpoint")
-	for _, md := range got2 {
-		assert.Positive(t, compareSequenceNumbers(md.Get(MetadataSequenceNumber), checkpoint), "nothing at or before the checkpoint")
+	for _, d := range got2 {
+		assert.Positive(t, compareSequenceNumbers(d.seq, checkpoint), "nothing at or before the checkpoint")
 	}
 	all := map[string]bool{}
-	for _, md := range append(got1, got2...) {
-		all[md.Get(MetadataPK)+"/"+md.Get(MetadataSK)] = true
+	for _, d := range append(got1, got2...) {
+		all[d.uuid] = true
 	}
 	for _, it := range append(first, second...) {
 		assert.True(t, all[it["PK"]+"/"+it["SK"]], "delivered: %s %s", it["PK"], it["SK"])
@@ -392,12 +401,18 @@ func TestDynamoDBLocal_ThreeWorkersOneCrashes(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for msg := range ch {
-				key := msg.Metadata.Get(MetadataPK) + "/" + msg.Metadata.Get(MetadataSK)
+				p, err := decodePage(name, msg)
+				if !assert.NoError(t, err) {
+					msg.Nack()
+					continue
+				}
 				mu.Lock()
-				deliveries[key]++
-				seqOf[key] = msg.Metadata.Get(MetadataSequenceNumber)
-				if effects[key] == 0 { // the idempotent effect
-					effects[key]++
+				for _, d := range p.records {
+					deliveries[d.uuid]++
+					seqOf[d.uuid] = d.seq
+					if effects[d.uuid] == 0 { // the idempotent effect
+						effects[d.uuid]++
+					}
 				}
 				mu.Unlock()
 				msg.Ack()

@@ -51,6 +51,10 @@ type Lease struct {
 	PendingOwner string
 	// EndedAt is when the shard was read to its end (zero before).
 	EndedAt time.Time
+	// Watermark is the shard's projection watermark as of the checkpoint: every
+	// record of the shard appended before it was delivered and acked (see
+	// Subscriber.Watermark). Zero before the shard was first read.
+	Watermark time.Time
 }
 
 // Finished reports whether the shard was read to its end.
@@ -75,6 +79,8 @@ type LeaseUpdate struct {
 	Checkpoint string
 	// Ended sets EndedAt to now.
 	Ended bool
+	// Watermark, when not zero, replaces the watermark (ignored with HandoffTo).
+	Watermark time.Time
 }
 
 // LeaseStore keeps the shard leases of streams. Every write is conditional, so that
@@ -83,6 +89,11 @@ type LeaseUpdate struct {
 type LeaseStore interface {
 	// ListLeases returns every lease of the stream, read consistently.
 	ListLeases(ctx context.Context, streamArn string) ([]Lease, error)
+	// GetLease returns one lease, read consistently; an error matching
+	// ErrLeaseNotFound when there is none. Workers re-read a lease when a write of
+	// theirs failed its condition, to tell a lease taken by another worker from a write
+	// of their own that was applied although its response was lost.
+	GetLease(ctx context.Context, streamArn, shardID string) (Lease, error)
 	// CreateLease stores l unless the shard has a lease already (created is false then).
 	CreateLease(ctx context.Context, streamArn string, l Lease) (created bool, err error)
 	// UpdateLease applies u to the shard's lease and returns the lease as written. When
@@ -103,4 +114,6 @@ var (
 	ErrLeaseNotAcquired = errors.New("lease not acquired")
 	// ErrLeaseLost: a lease this worker held was taken by another.
 	ErrLeaseLost = errors.New("lease lost")
+	// ErrLeaseNotFound: the shard has no lease. LeaseStore.GetLease returns it.
+	ErrLeaseNotFound = errors.New("no such lease")
 )

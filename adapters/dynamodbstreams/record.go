@@ -3,14 +3,9 @@ package dynamodbstreams
 import (
 	"encoding/json"
 	"fmt"
-	"maps"
-	"strconv"
 
-	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/aws/aws-sdk-go-v2/aws"
 	stypes "github.com/aws/aws-sdk-go-v2/service/dynamodbstreams/types"
 
-	"github.com/agentwatch/agentwatch/app"
 	"github.com/agentwatch/agentwatch/domain"
 )
 
@@ -18,24 +13,20 @@ import (
 // quarantines.
 const Source = "dynamodb-stream"
 
-// Metadata keys that messages carry besides app.MetaPosition ("<shard id>/<sequence
-// number>"), app.MetaAppendedAt (the record's ApproximateCreationDateTime, unix ms:
-// rounded down to the second by AWS, to the minute by DynamoDB Local) and
-// app.MetaSource (Source).
+// Metadata keys that page messages carry besides app.MetaPage, app.MetaRecords,
+// app.MetaPosition (the position "<shard id>/<sequence number>" of the page's last
+// record: the checkpoint its Ack writes), app.MetaAppendedAt (the last record's
+// ApproximateCreationDateTime, unix ms: rounded down to the second by AWS, to the
+// minute by DynamoDB Local) and app.MetaSource (Source).
 const (
-	// MetadataShardID is the id of the shard the record was read from.
+	// MetadataShardID is the id of the shard the page was read from.
 	MetadataShardID = "shard_id"
-	// MetadataSequenceNumber is the record's sequence number: a decimal string of 21 to
-	// 40 digits, ordered within its shard. Never parse it into an int64.
+	// MetadataSequenceNumber is the sequence number of the page's last record (read,
+	// whether delivered or not): a decimal string of 21 to 40 digits, ordered within
+	// its shard. Never parse it into an int64.
 	MetadataSequenceNumber = "sequence_number"
-	// MetadataEventID is the stream record's event id.
-	MetadataEventID = "event_id"
-	// MetadataEventName is INSERT or MODIFY.
-	MetadataEventName = "event_name"
-	// MetadataPK and MetadataSK are the journal item's keys (as the SQLite tail sets
-	// them).
-	MetadataPK = "pk"
-	MetadataSK = "sk"
+	// MetadataFirstSequenceNumber is the sequence number of the page's first record.
+	MetadataFirstSequenceNumber = "first_sequence_number"
 )
 
 // decoded is what a record becomes.
@@ -46,13 +37,11 @@ type decoded struct {
 	// with rawImage as the payload.
 	invalid  error
 	rawImage string
-	uuid     string
-	payload  []byte
-	metadata message.Metadata
+	// item is the record as the page carries it (app.JournalRecord.Item): JSON.
+	item []byte
 }
 
-// recordDecoder turns a stream record into a message's UUID, payload and metadata of its
-// own (the subscriber adds the shard, position and source metadata).
+// recordDecoder turns a stream record into the item a page carries.
 type recordDecoder func(r *stypes.Record) decoded
 
 // Skip reasons, the label of the records_skipped_total metric.
@@ -61,9 +50,11 @@ const (
 	skipNoNewImage = "no_new_image"
 )
 
-// decodeJournalRecord decodes the new image of a journal item's record: the payload is
-// the item as domain.JournalItem JSON, the UUID "<PK>/<SK>" (a redelivered item keeps
-// it), as the SQLite tail delivers it.
+// skipReasons are every skip reason, for counters that start at zero.
+var skipReasons = []string{skipRemove, skipNoNewImage}
+
+// decodeJournalRecord decodes the new image of a journal item's record: the item is
+// the domain.JournalItem JSON of the image, as the SQLite tail delivers it.
 func decodeJournalRecord(r *stypes.Record) decoded {
 	if r.EventName == stypes.OperationTypeRemove {
 		return decoded{skip: skipRemove}
@@ -79,44 +70,11 @@ func decodeJournalRecord(r *stypes.Record) decoded {
 	if err != nil {
 		return decoded{invalid: err, rawImage: string(raw)}
 	}
-	item := ev.Item()
-	payload, err := json.Marshal(item)
+	item, err := json.Marshal(ev.Item())
 	if err != nil {
 		return decoded{invalid: fmt.Errorf("encode journal item: %w", err), rawImage: string(raw)}
 	}
-	return decoded{uuid: item.PK + "/" + item.SK, payload: payload,
-		metadata: message.Metadata{MetadataPK: item.PK, MetadataSK: item.SK}}
-}
-
-// recordMessage holds what every delivery of a record carries.
-type recordMessage struct {
-	uuid     string
-	payload  []byte
-	metadata message.Metadata
-}
-
-// newMessage builds a fresh message for one delivery.
-func (m *recordMessage) newMessage() *message.Message {
-	msg := message.NewMessage(m.uuid, m.payload)
-	msg.Metadata = maps.Clone(m.metadata)
-	return msg
-}
-
-// recordMetadata is the metadata the subscriber adds to a decoded record.
-func recordMetadata(shardID string, r *stypes.Record, own message.Metadata) message.Metadata {
-	md := make(message.Metadata, len(own)+7)
-	maps.Copy(md, own)
-	seq := aws.ToString(r.Dynamodb.SequenceNumber)
-	md[MetadataShardID] = shardID
-	md[MetadataSequenceNumber] = seq
-	md[MetadataEventID] = aws.ToString(r.EventID)
-	md[MetadataEventName] = string(r.EventName)
-	md[app.MetaPosition] = position(shardID, seq)
-	md[app.MetaSource] = Source
-	if at := r.Dynamodb.ApproximateCreationDateTime; at != nil {
-		md[app.MetaAppendedAt] = strconv.FormatInt(at.UnixMilli(), 10)
-	}
-	return md
+	return decoded{item: item}
 }
 
 // position is a record's position in the stream: "<shard id>/<sequence number>".

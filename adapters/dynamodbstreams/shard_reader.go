@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 	stypes "github.com/aws/aws-sdk-go-v2/service/dynamodbstreams/types"
@@ -39,45 +42,73 @@ func (e exitReason) String() string {
 	return [...]string{"lost", "released", "handed off", "finished", "gone"}[e]
 }
 
-// entryState is where a fetched record is.
-type entryState int
+// pageState is where a page is.
+type pageState int
 
 const (
-	entryReady   entryState = iota // fetched, never delivered
-	entryOut                       // delivered, neither acked nor nacked yet
-	entryWaiting                   // nacked (or its quarantine failed): due again at due
-	entryDone                      // acked, quarantined or skipped
+	pageReady   pageState = iota // fetched, never delivered
+	pageOut                      // delivered, neither acked nor nacked yet
+	pageWaiting                  // nacked (or a quarantine failed): due again at due
+	pageDone                     // acked, or nothing in it to deliver
 )
 
-// entry is one fetched record.
-type entry struct {
-	seq     string
-	eventID string
-	msg     recordMessage
-	// invalid is why the record cannot be delivered, rawImage its image.
-	invalid  error
-	rawImage string
-	state    entryState
-	// delivered is set once it was sent (it takes an in-flight slot until done).
-	delivered  bool
+// invalidRecord is a record whose image is not a journal item: it is quarantined, not
+// delivered.
+type invalidRecord struct {
+	seq, eventID, rawImage string
+	err                    error
+}
+
+// page is what one GetRecords call returned: the records to deliver in one message,
+// and where the shard's checkpoint and watermark go once it is done.
+type page struct {
+	// first and last are the sequence numbers of the first and last record the call
+	// returned (delivered or not); "" when it returned none.
+	first, last string
+	records     []app.JournalRecord
+	// invalid are records still to quarantine before the page is delivered.
+	invalid []invalidRecord
+	// readStart is when the GetRecords call began; reachedEnd says that it reached the
+	// shard's end (fewer records than MaxRecords, or the shard closed).
+	readStart  time.Time
+	reachedEnd bool
+	// lastCreated is the ApproximateCreationDateTime of the last record.
+	lastCreated time.Time
+
+	state      pageState
 	deliveries int
 	nacks      int
 	due        time.Time
-	// quarantine, once set, is the reason it must be quarantined.
-	quarantine string
 	cancel     context.CancelFunc
 }
 
-// ackResult is the outcome of one delivery.
+// watermark is the shard's watermark once the page (and everything before it) is done:
+// the start of the read minus the margin when the read reached the shard's end (every
+// record appended before it began has been read, give or take the stream's
+// propagation), else the last record's creation time rounded down to the second (the
+// records after it were appended at or after that second).
+func (p *page) watermark(margin time.Duration) time.Time {
+	switch {
+	case p.reachedEnd:
+		return p.readStart.Add(-margin)
+	case !p.lastCreated.IsZero():
+		return p.lastCreated.Truncate(time.Second)
+	}
+	return time.Time{}
+}
+
+// ackResult is the outcome of one delivery of a page.
 type ackResult struct {
-	e        *entry
+	p        *page
 	delivery int
 	acked    bool
 }
 
-// shardReader reads one shard while its subscription holds the lease. Its run goroutine
-// owns the loop state; the subscription talks to it through startDrain (handoff,
-// shutdown) and cancel (lease lost).
+// shardReader reads one shard while its subscription holds the lease, and delivers what
+// each GetRecords call returns as one page message, in order: the next page only once
+// the previous one was acked. Its run goroutine owns the loop state; the subscription
+// talks to it through startDrain (handoff, shutdown) and cancel (lease lost), and the
+// metrics and readiness check read its status atomics.
 type shardReader struct {
 	c       *subscription
 	lease   *heldLease
@@ -94,42 +125,67 @@ type shardReader struct {
 	done      chan struct{}
 	// exit is set before done is closed.
 	exit exitReason
-	// results receives the outcome of each delivery; its capacity (MaxInFlight) is the
-	// most deliveries awaiting an outcome, so senders never block.
+	// results receives the outcome of each delivery; one page is out at a time, so
+	// its capacity of one never blocks a sender.
 	results chan ackResult
+	// stopOnce tells the reader hook once that the reader no longer delivers.
+	stopOnce sync.Once
+
+	// Status for metrics and the readiness check (any goroutine). Times are
+	// nanoseconds since clockBase (monotonic) unless said otherwise.
+	startedAt time.Time
+	// readAt is when the last successful GetRecords returned (the reader's start
+	// before the first); progressAt when the last read or ack happened.
+	readAt, progressAt atomic.Int64
+	// readPos is the wall time (unix ns) up to which the shard is known read: the
+	// start of the last read that reached the end, else the creation time of the
+	// newest record read; the lease's watermark (or the reader's start) before the
+	// first read.
+	readPos atomic.Int64
+	// lastErr is the last read error since the last successful read.
+	lastErr atomic.Pointer[string]
+	// readingSince is when the GetRecords call in flight began (0: none).
+	readingSince atomic.Int64
 
 	// Loop state, run goroutine only.
 	iterator       *string
 	ended          bool
 	lastRead       string
 	forceHorizon   bool
-	entries        []*entry
-	nextNew        int
-	waiting        []*entry
-	inFlight       int
+	pages          []*page
 	outstanding    int
 	nextPoll       time.Time
 	idle           time.Duration
 	lastCheckpoint time.Time
+	// dirty is set once a page advanced the checkpoint or watermark.
+	dirty bool
 }
 
 func newShardReader(c *subscription, lease *heldLease, child bool) *shardReader {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(c.msgParent))
+	now := time.Now()
 	r := &shardReader{
 		c: c, lease: lease, shardID: lease.shardID, child: child,
 		logger: c.logger.With(watermill.LogFields{"shard": lease.shardID}),
 		ctx:    ctx, cancel: cancel, drainCh: make(chan struct{}), done: make(chan struct{}),
-		results: make(chan ackResult, c.cfg.MaxInFlight), idle: c.cfg.PollInterval, lastCheckpoint: time.Now(),
+		results: make(chan ackResult, 1), idle: c.cfg.PollInterval, lastCheckpoint: now, startedAt: now,
 	}
 	if cp := lease.written; cp != CheckpointShardEnd {
 		r.lastRead = cp
 	}
+	r.readAt.Store(int64(now.Sub(clockBase)))
+	r.progressAt.Store(int64(now.Sub(clockBase)))
+	pos := now
+	if !lease.watermark.IsZero() {
+		pos = lease.watermark
+	}
+	r.readPos.Store(pos.UnixNano())
 	return r
 }
 
-// startDrain asks the reader to stop reading, wait for its messages in flight and
-// release the lease — to the worker to, or to nobody. Only the first call counts; it
-// reports whether it was the first.
+// startDrain asks the reader to stop reading, wait for its page in flight and release
+// the lease — to the worker to, or to nobody. Only the first call counts; it reports
+// whether it was the first.
 func (r *shardReader) startDrain(to string) (first bool) {
 	r.drainOnce.Do(func() {
 		r.handoffTo = to
@@ -139,21 +195,31 @@ func (r *shardReader) startDrain(to string) (first bool) {
 	return first
 }
 
+// stopReading tells the reader hook that the reader delivers nothing more; it is
+// called before the lease's final write, so that a test's tracker sees the shard free
+// by the time another worker can take it.
+func (r *shardReader) stopReading() {
+	r.stopOnce.Do(func() {
+		if h := r.c.s.readerHook; h != nil {
+			h(r.shardID, r.c.owner, false)
+		}
+	})
+}
+
 func (r *shardReader) run() {
 	if h := r.c.s.readerHook; h != nil {
 		h(r.shardID, r.c.owner, true)
 	}
+	r.c.s.addReader(r)
 	defer func() {
-		for _, e := range r.entries {
-			if e.cancel != nil {
-				e.cancel()
+		for _, p := range r.pages {
+			if p.cancel != nil {
+				p.cancel()
 			}
 		}
 		r.cancel()
-		r.c.s.metrics.lag.DeleteLabelValues(r.shardID)
-		if h := r.c.s.readerHook; h != nil {
-			h(r.shardID, r.c.owner, false)
-		}
+		r.c.s.removeReader(r)
+		r.stopReading()
 		close(r.done)
 		r.c.signal()
 	}()
@@ -192,11 +258,11 @@ func (r *shardReader) loop() exitReason {
 			r.lease.markLost()
 			return exitLost
 		}
-		if r.deliverDue() {
+		if r.deliverHead() {
 			continue // interrupted: drain, lost or fenced
 		}
 		r.advance()
-		if r.ended && len(r.entries) == 0 {
+		if r.ended && len(r.pages) == 0 {
 			return r.finish()
 		}
 		now := time.Now()
@@ -206,7 +272,7 @@ func (r *shardReader) loop() exitReason {
 			}
 			continue
 		}
-		if r.lease.acked != "" && now.Sub(r.lastCheckpoint) >= r.c.cfg.CheckpointInterval {
+		if r.dirty && now.Sub(r.lastCheckpoint) >= r.c.cfg.CheckpointInterval {
 			r.lastCheckpoint = now
 			if err := r.lease.checkpoint(r.ctx); errors.Is(err, ErrLeaseLost) {
 				r.logger.Info("lease lost to another worker: stopped reading", nil)
@@ -257,6 +323,7 @@ func (r *shardReader) open(after string) (exitReason, bool) {
 		case errors.As(err, &notFound):
 			return r.gone(err), true
 		}
+		r.readFailed(err)
 		r.logger.Error("get shard iterator; will retry", err, watermill.LogFields{"after": after})
 		if reason, stop := r.pause(r.c.cfg.ErrorBackoff); stop {
 			return reason, true
@@ -264,13 +331,20 @@ func (r *shardReader) open(after string) (exitReason, bool) {
 	}
 }
 
-// trimmedRestart restarts the shard at TRIM_HORIZON: the records between the last one
-// read and the trim horizon are gone.
+// trimmedRestart restarts the shard at TRIM_HORIZON. When records were read or
+// checkpointed before, the ones between the last of them and the trim horizon are
+// gone: counted and logged as lost. When nothing was (a fresh stream, no checkpoint:
+// its TRIM_HORIZON iterator moved on before the first read), nothing is lost.
 func (r *shardReader) trimmedRestart(err error) {
+	r.forceHorizon = true
+	if r.lastRead == "" {
+		r.logger.Info("the trim horizon moved before the shard's first read; reading again from TRIM_HORIZON (nothing was read, nothing is lost)",
+			watermill.LogFields{"error": err.Error()})
+		return
+	}
 	r.c.s.metrics.trimmedRestarts.Inc()
 	r.logger.Error("records trimmed from the stream before they were read (lost); restarting the shard at TRIM_HORIZON",
 		err, watermill.LogFields{"last_read": r.lastRead})
-	r.forceHorizon = true
 }
 
 // pause waits d, or until the reader must drain or stop.
@@ -287,10 +361,10 @@ func (r *shardReader) pause(d time.Duration) (exitReason, bool) {
 	}
 }
 
-// canFetch reports whether the next GetRecords is due, as far as buffered records go:
-// everything fetched was delivered, and the buffer is bounded.
+// canFetch reports whether the next GetRecords is due, as far as buffered pages go: the
+// reader reads one page ahead of the one out, no more.
 func (r *shardReader) canFetch() bool {
-	return r.iterator != nil && r.nextNew == len(r.entries) && len(r.entries) < 2*r.c.cfg.MaxRecords+r.c.cfg.MaxInFlight
+	return r.iterator != nil && len(r.pages) < 2
 }
 
 // nextWake is how long the loop may sleep when nothing arrives.
@@ -299,12 +373,10 @@ func (r *shardReader) nextWake(now time.Time) time.Duration {
 	if r.canFetch() && r.nextPoll.Before(wake) {
 		wake = r.nextPoll
 	}
-	for _, e := range r.waiting {
-		if e.due.Before(wake) {
-			wake = e.due
-		}
+	if len(r.pages) > 0 && r.pages[0].state != pageOut && r.pages[0].due.Before(wake) {
+		wake = r.pages[0].due
 	}
-	if r.lease.acked != "" {
+	if r.dirty {
 		if cp := r.lastCheckpoint.Add(r.c.cfg.CheckpointInterval); cp.Before(wake) {
 			wake = cp
 		}
@@ -312,17 +384,19 @@ func (r *shardReader) nextWake(now time.Time) time.Duration {
 	return max(wake.Sub(now), time.Millisecond)
 }
 
-// fetch calls GetRecords once and buffers the new records.
+// fetch calls GetRecords once and buffers what it returned as a page.
 func (r *shardReader) fetch() (exitReason, bool) {
 	cfg := &r.c.cfg
 	start := time.Now()
+	r.readingSince.Store(int64(start.Sub(clockBase)))
 	out, err := r.c.s.streams.GetRecords(r.ctx, &dynamodbstreams.GetRecordsInput{ShardIterator: r.iterator, Limit: aws.Int32(int32(cfg.MaxRecords))})
+	r.readingSince.Store(0)
 	if err != nil {
 		return r.readError(err)
 	}
 	r.iterator = out.NextShardIterator
 	r.ended = r.iterator == nil
-	var newest *time.Time
+	p := &page{readStart: start, reachedEnd: r.ended || len(out.Records) < cfg.MaxRecords}
 	for i := range out.Records {
 		rec := &out.Records[i]
 		if rec.Dynamodb == nil || !validSequenceNumber(aws.ToString(rec.Dynamodb.SequenceNumber)) {
@@ -334,34 +408,58 @@ func (r *shardReader) fetch() (exitReason, bool) {
 			continue // read before (an iterator restarted at TRIM_HORIZON)
 		}
 		r.lastRead = seq
-		r.c.s.metrics.recordsRead.WithLabelValues(string(rec.EventName)).Inc()
-		if at := rec.Dynamodb.ApproximateCreationDateTime; at != nil {
-			newest = at
+		if p.first == "" {
+			p.first = seq
 		}
-		e := &entry{seq: seq, eventID: aws.ToString(rec.EventID)}
+		p.last = seq
+		r.c.s.metrics.recordsRead.WithLabelValues(string(rec.EventName)).Inc()
+		var appendedMs int64
+		if at := rec.Dynamodb.ApproximateCreationDateTime; at != nil {
+			p.lastCreated = *at
+			appendedMs = at.UnixMilli()
+		}
 		d := r.c.s.decode(rec)
 		switch {
 		case d.skip != "":
-			e.state = entryDone
 			r.c.s.metrics.recordsSkipped.WithLabelValues(d.skip).Inc()
 		case d.invalid != nil:
-			e.invalid, e.rawImage = d.invalid, d.rawImage
+			p.invalid = append(p.invalid, invalidRecord{seq: seq, eventID: aws.ToString(rec.EventID), rawImage: d.rawImage, err: d.invalid})
 		default:
-			e.msg = recordMessage{uuid: d.uuid, payload: d.payload, metadata: recordMetadata(r.shardID, rec, d.metadata)}
+			p.records = append(p.records, app.JournalRecord{Position: position(r.shardID, seq), AppendedAtMs: appendedMs, Item: d.item})
 		}
-		r.entries = append(r.entries, e)
 	}
+	if len(p.records) == 0 && len(p.invalid) == 0 {
+		p.state = pageDone
+	}
+	r.pages = append(r.pages, p)
 	if len(out.Records) == 0 {
 		r.idle = min(2*r.idle, cfg.MaxPollInterval)
-		r.c.s.metrics.lag.WithLabelValues(r.shardID).Set(0)
 	} else {
 		r.idle = cfg.PollInterval
-		if newest != nil {
-			r.c.s.metrics.lag.WithLabelValues(r.shardID).Set(max(time.Since(*newest).Seconds(), 0))
-		}
 	}
 	r.nextPoll = start.Add(r.idle)
+	r.readSucceeded(start, p)
 	return 0, false
+}
+
+// readSucceeded updates the status after a successful GetRecords.
+func (r *shardReader) readSucceeded(start time.Time, p *page) {
+	now := int64(time.Since(clockBase))
+	r.readAt.Store(now)
+	r.progressAt.Store(now)
+	r.lastErr.Store(nil)
+	switch {
+	case p.reachedEnd:
+		r.readPos.Store(start.UnixNano())
+	case !p.lastCreated.IsZero():
+		r.readPos.Store(p.lastCreated.UnixNano())
+	}
+}
+
+// readFailed records a failed read for the readiness check.
+func (r *shardReader) readFailed(err error) {
+	msg := err.Error()
+	r.lastErr.Store(&msg)
 }
 
 // readError handles a failed GetRecords.
@@ -382,63 +480,64 @@ func (r *shardReader) readError(err error) (exitReason, bool) {
 	case errors.As(err, &notFound):
 		return r.gone(err), true
 	}
+	r.readFailed(err)
 	r.logger.Error("get records; will retry", err, nil)
 	r.nextPoll = time.Now().Add(r.c.cfg.ErrorBackoff)
 	return 0, false
 }
 
-// deliverDue delivers what is due: nacked messages whose backoff is over (and pending
-// quarantines), then new records while in-flight slots are free. It reports whether a
-// send was interrupted (the loop then finds out why).
-func (r *shardReader) deliverDue() (interrupted bool) {
+// deliverHead delivers the first page when it is due: its invalid records are
+// quarantined first, then its records go out as one message (none: the page is done).
+// It reports whether a send was interrupted (the loop then finds out why).
+func (r *shardReader) deliverHead() (interrupted bool) {
+	if len(r.pages) == 0 {
+		return false
+	}
+	p := r.pages[0]
 	now := time.Now()
-	for i := 0; i < len(r.waiting); {
-		e := r.waiting[i]
-		if e.due.After(now) {
-			i++
-			continue
-		}
-		if e.quarantine != "" {
-			if !r.quarantine(e) {
-				e.due = now.Add(r.c.cfg.ErrorBackoff)
-				i++
-				continue
-			}
-		} else if !r.send(e) {
-			return true
-		}
-		r.waiting = append(r.waiting[:i], r.waiting[i+1:]...)
+	if (p.state != pageReady && p.state != pageWaiting) || p.due.After(now) {
+		return false
 	}
-	for r.nextNew < len(r.entries) {
-		e := r.entries[r.nextNew]
-		switch {
-		case e.state == entryDone:
-		case e.invalid != nil:
-			e.quarantine = fmt.Sprintf("stream record %s (shard %s, sequence number %s) is not a valid journal item: %v",
-				e.eventID, r.shardID, e.seq, e.invalid)
-			if !r.quarantine(e) {
-				e.state, e.due = entryWaiting, now.Add(r.c.cfg.ErrorBackoff)
-				r.waiting = append(r.waiting, e)
-			}
-		case r.inFlight >= r.c.cfg.MaxInFlight:
+	for len(p.invalid) > 0 {
+		if !r.quarantine(p.invalid[0]) {
+			p.state, p.due = pageWaiting, now.Add(r.c.cfg.ErrorBackoff)
 			return false
-		default:
-			if !r.send(e) {
-				return true
-			}
-			r.inFlight++
 		}
-		r.nextNew++
+		p.invalid = p.invalid[1:]
 	}
-	return false
+	if len(p.records) == 0 {
+		p.state = pageDone
+		return false
+	}
+	return !r.send(p)
 }
 
-// send delivers e once; false when the reader must stop instead.
-func (r *shardReader) send(e *entry) bool {
+// pageMessage builds a fresh message for one delivery of p.
+func (r *shardReader) pageMessage(p *page) (*message.Message, error) {
+	md := message.Metadata{
+		MetadataShardID:             r.shardID,
+		MetadataSequenceNumber:      p.last,
+		MetadataFirstSequenceNumber: p.first,
+		app.MetaPosition:            position(r.shardID, p.last),
+		app.MetaSource:              Source,
+	}
+	if !p.lastCreated.IsZero() {
+		md[app.MetaAppendedAt] = strconv.FormatInt(p.lastCreated.UnixMilli(), 10)
+	}
+	return app.NewPageMessage(position(r.shardID, p.first), p.records, md)
+}
+
+// send delivers p once; false when the reader must stop instead.
+func (r *shardReader) send(p *page) bool {
 	if !r.lease.fresh(time.Now()) {
 		return false
 	}
-	msg := e.msg.newMessage()
+	msg, err := r.pageMessage(p)
+	if err != nil {
+		r.logger.Error("build page message; will retry", err, watermill.LogFields{"first": p.first, "last": p.last})
+		p.state, p.due = pageWaiting, time.Now().Add(r.c.cfg.ErrorBackoff)
+		return true
+	}
 	ctx, cancel := context.WithCancel(r.c.msgParent)
 	msg.SetContext(ctx)
 	select {
@@ -450,89 +549,84 @@ func (r *shardReader) send(e *entry) bool {
 		cancel()
 		return false
 	}
-	e.deliveries++
-	e.state, e.delivered, e.cancel = entryOut, true, cancel
+	p.deliveries++
+	p.state, p.cancel = pageOut, cancel
 	r.outstanding++
-	delivery := e.deliveries
+	r.c.s.metrics.pagesDelivered.Inc()
+	delivery := p.deliveries
 	go func() {
 		select {
 		case <-msg.Acked():
-			r.results <- ackResult{e: e, delivery: delivery, acked: true}
+			r.results <- ackResult{p: p, delivery: delivery, acked: true}
 		case <-msg.Nacked():
-			r.results <- ackResult{e: e, delivery: delivery}
+			r.results <- ackResult{p: p, delivery: delivery}
 		case <-r.done:
 		}
 	}()
 	return true
 }
 
-// handle applies the outcome of a delivery.
+// handle applies the outcome of a delivery: an ack makes the page done; a nack
+// delivers it again after a backoff that doubles with each nack, up to MaxNackBackoff.
 func (r *shardReader) handle(res ackResult) {
-	e := res.e
-	if e.state != entryOut || e.deliveries != res.delivery {
+	p := res.p
+	if p.state != pageOut || p.deliveries != res.delivery {
 		return
 	}
 	r.outstanding--
-	e.cancel()
-	e.cancel = nil
+	p.cancel()
+	p.cancel = nil
 	if res.acked {
-		r.done1(e)
+		p.state = pageDone
+		r.progressAt.Store(int64(time.Since(clockBase)))
 		return
 	}
-	e.nacks++
-	e.state = entryWaiting
-	if e.nacks > r.c.cfg.MaxRetries {
-		e.quarantine = fmt.Sprintf("nacked %d times (MaxRetries %d); last delivered from shard %s, sequence number %s",
-			e.nacks, r.c.cfg.MaxRetries, r.shardID, e.seq)
-		e.due = time.Now()
-	} else {
-		e.due = time.Now().Add(r.c.cfg.NackBackoff)
+	p.nacks++
+	r.c.s.metrics.pagesNacked.Inc()
+	backoff := r.c.cfg.NackBackoff
+	for i := 1; i < p.nacks && backoff < r.c.cfg.MaxNackBackoff; i++ {
+		backoff *= 2
 	}
-	r.waiting = append(r.waiting, e)
+	backoff = min(backoff, r.c.cfg.MaxNackBackoff)
+	p.state, p.due = pageWaiting, time.Now().Add(backoff)
+	r.logger.Info("page nacked; delivering it again after a backoff", watermill.LogFields{"first": p.first, "last": p.last,
+		"records": len(p.records), "nacks": p.nacks, "backoff": backoff.String()})
 }
 
-// done1 marks e done, freeing its in-flight slot.
-func (r *shardReader) done1(e *entry) {
-	e.state = entryDone
-	if e.delivered {
-		r.inFlight--
-	}
-}
-
-// quarantine puts e into the quarantine; false if that failed (to be retried).
-func (r *shardReader) quarantine(e *entry) bool {
-	payload, reason := e.rawImage, quarantineInvalid
-	if e.invalid == nil {
-		payload, reason = string(e.msg.payload), quarantineRetries
-	}
-	q := app.Quarantined{Source: Source, Key: position(r.shardID, e.seq), Reason: e.quarantine, Payload: payload, At: time.Now().UTC()}
+// quarantine puts an invalid record into the quarantine; false if that failed (to be
+// retried).
+func (r *shardReader) quarantine(inv invalidRecord) bool {
+	q := app.Quarantined{Source: Source, Key: position(r.shardID, inv.seq), Payload: inv.rawImage, At: time.Now().UTC(),
+		Reason: fmt.Sprintf("stream record %s (shard %s, sequence number %s) is not a valid journal item: %v", inv.eventID, r.shardID, inv.seq, inv.err)}
 	if err := r.c.s.quarantine.Quarantine(r.ctx, q); err != nil {
-		r.logger.Error("quarantine a stream record; will retry", err, watermill.LogFields{"sequence_number": e.seq})
+		r.logger.Error("quarantine a stream record; will retry", err, watermill.LogFields{"sequence_number": inv.seq})
 		return false
 	}
-	r.c.s.metrics.quarantined.WithLabelValues(reason).Inc()
-	r.logger.Info("stream record quarantined", watermill.LogFields{"sequence_number": e.seq, "reason": e.quarantine})
-	r.done1(e)
+	r.c.s.metrics.quarantined.WithLabelValues(quarantineInvalid).Inc()
+	r.logger.Info("stream record quarantined", watermill.LogFields{"sequence_number": inv.seq, "reason": q.Reason})
 	return true
 }
 
-// advance drops the done prefix of the buffer, moving the checkpoint to its last record.
+// advance drops the done pages at the head of the buffer, moving the checkpoint to the
+// last record of the last of them and the watermark as they say.
 func (r *shardReader) advance() {
 	n := 0
-	for n < len(r.entries) && r.entries[n].state == entryDone {
+	for n < len(r.pages) && r.pages[n].state == pageDone {
+		p := r.pages[n]
+		r.lease.setAcked(p.last, p.watermark(r.c.cfg.WatermarkMargin))
+		r.dirty = true
 		n++
 	}
 	if n == 0 {
 		return
 	}
-	r.lease.setAcked(r.entries[n-1].seq)
-	clear(r.entries[:n])
-	r.entries = r.entries[n:]
-	r.nextNew = max(r.nextNew-n, 0)
+	clear(r.pages[:n])
+	r.pages = r.pages[n:]
 }
 
 // finish marks the shard read to its end.
 func (r *shardReader) finish() exitReason {
+	r.stopReading()
 	for {
 		err := r.lease.finish(r.ctx)
 		if err == nil {
@@ -551,6 +645,7 @@ func (r *shardReader) finish() exitReason {
 
 // gone gives up a shard that is no longer in the stream.
 func (r *shardReader) gone(err error) exitReason {
+	r.stopReading()
 	r.logger.Error("shard no longer in the stream; giving its lease up", err, nil)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), releaseTimeout)
 	defer cancel()
@@ -560,8 +655,8 @@ func (r *shardReader) gone(err error) exitReason {
 	return exitGone
 }
 
-// drain waits up to DrainTimeout for the messages out to be acked or nacked, then
-// writes the checkpoint and releases the lease (to handoffTo).
+// drain waits up to DrainTimeout for the page out to be acked or nacked, then writes
+// the checkpoint and releases the lease (to handoffTo).
 func (r *shardReader) drain() exitReason {
 	deadline := time.NewTimer(r.c.cfg.DrainTimeout)
 	defer deadline.Stop()
@@ -571,13 +666,14 @@ wait:
 		case res := <-r.results:
 			r.handle(res)
 		case <-deadline.C:
-			r.logger.Info("drain timed out; messages in flight will be delivered again", watermill.LogFields{"in_flight": r.outstanding})
+			r.logger.Info("drain timed out; the page in flight will be delivered again", watermill.LogFields{"in_flight": r.outstanding})
 			break wait
 		case <-r.ctx.Done():
 			return exitLost
 		}
 	}
 	r.advance()
+	r.stopReading()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), releaseTimeout)
 	defer cancel()
 	if err := r.lease.release(ctx, r.handoffTo); err != nil {

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -23,15 +26,17 @@ import (
 // delivery and lease guarantees).
 //
 // Subscribe reads the stream of Config.TableName (or of the table the topic names, when
-// TableName is empty) and returns a channel of messages: one per INSERT or MODIFY
-// record, in order within a shard, shards in parallel. Messages must be acked or nacked;
-// Ack moves the shard's checkpoint, Nack redelivers after Config.NackBackoff, up to
-// Config.MaxRetries times before the record is quarantined. Each call of Subscribe is a
+// TableName is empty) and returns a channel of page messages: one per GetRecords call
+// of a shard that returned INSERT or MODIFY records (an app.JournalPage of them), one
+// page of a shard out at a time, shards in parallel. Messages must be acked or nacked;
+// Ack moves the shard's checkpoint past the page, Nack delivers the page again after a
+// backoff (Config.NackBackoff, doubling up to Config.MaxNackBackoff), for as long as it
+// takes. Each call of Subscribe is a
 // worker of its own in the lease table (owner "<WorkerID>/<n>"), so two subscriptions
 // to one table share its shards like two processes would.
 //
 // Canceling the ctx given to Subscribe ends that subscription: it stops reading,
-// waits up to Config.DrainTimeout for the messages in flight (whose contexts derive from
+// waits up to Config.DrainTimeout for the pages in flight (whose contexts derive from
 // ctx, and so are canceled too), writes the final checkpoints, releases its leases and
 // closes its channel. Close does the same for every subscription (message contexts stay
 // alive for the drain and are canceled after it) and returns when all channels are
@@ -57,8 +62,16 @@ type Subscriber struct {
 	wg     sync.WaitGroup
 	killed sync.Once
 	// readerHook, when set (by tests, before Subscribe), is told when a shard reader
-	// starts and ends.
+	// starts and when it stops delivering.
 	readerHook func(shardID, owner string, active bool)
+
+	// readers are the shard readers running, for the metrics and the readiness check.
+	readersMu sync.Mutex
+	readers   map[*shardReader]struct{}
+
+	// streamArns caches the latest stream of each table Watermark was asked about.
+	arnMu      sync.Mutex
+	streamArns map[string]string
 }
 
 var _ message.Subscriber = (*Subscriber)(nil)
@@ -118,11 +131,68 @@ func newSubscriber(cfg Config, ports Ports, quarantine app.Quarantine, logger wa
 	if err != nil {
 		return nil, fmt.Errorf("new dynamodbstreams subscriber: %w", err)
 	}
-	return &Subscriber{
+	s := &Subscriber{
 		cfg: cfg, streams: ports.Streams, tables: ports.Tables, leases: ports.Leases, quarantine: quarantine,
 		logger:  logger.With(watermill.LogFields{"subscriber": "dynamodbstreams", "worker": cfg.WorkerID}),
 		metrics: m, decode: decode, closing: make(chan struct{}), halt: make(chan struct{}),
-	}, nil
+		readers: map[*shardReader]struct{}{}, streamArns: map[string]string{},
+	}
+	m.shards.add(s)
+	return s, nil
+}
+
+func (s *Subscriber) addReader(r *shardReader) {
+	s.readersMu.Lock()
+	s.readers[r] = struct{}{}
+	s.readersMu.Unlock()
+}
+
+func (s *Subscriber) removeReader(r *shardReader) {
+	s.readersMu.Lock()
+	delete(s.readers, r)
+	s.readersMu.Unlock()
+}
+
+// activeReaders returns the shard readers running now, ordered by shard.
+func (s *Subscriber) activeReaders() []*shardReader {
+	s.readersMu.Lock()
+	out := make([]*shardReader, 0, len(s.readers))
+	for r := range s.readers {
+		out = append(out, r)
+	}
+	s.readersMu.Unlock()
+	slices.SortFunc(out, func(a, b *shardReader) int { return strings.Compare(a.shardID, b.shardID) })
+	return out
+}
+
+// CheckStalled is a readiness check: it fails, naming each shard and the last read
+// error, when a shard this subscriber holds has made no progress — no successful
+// GetRecords and no page acked — for longer than Config.StallTimeout. A reader whose
+// reads keep failing (throttled, DynamoDB Streams down) is then not ready, and its
+// silence is not mistaken for a caught-up shard.
+func (s *Subscriber) CheckStalled(context.Context) error {
+	now := time.Now()
+	var errs []error
+	for _, r := range s.activeReaders() {
+		st := r.status(now)
+		if st.sinceProgress <= s.cfg.StallTimeout {
+			continue
+		}
+		var whys []string
+		if st.reading > 0 {
+			whys = append(whys, fmt.Sprintf("a GetRecords call running for %s", st.reading.Round(time.Second)))
+		}
+		if st.lastErr != "" {
+			whys = append(whys, "last read error: "+st.lastErr)
+		}
+		if len(whys) == 0 {
+			whys = append(whys, "no read error: the page out is not acked")
+		}
+		why := strings.Join(whys, "; ")
+		errs = append(errs, fmt.Errorf("stream shard %s stalled: no successful read for %s and no page acked for %s (bound %s); %s",
+			r.shardID, st.sinceRead.Round(time.Second), st.sinceProgress.Round(time.Second), s.cfg.StallTimeout, why))
+	}
+	return errors.Join(errs...)
 }
 
 // Subscribe starts a subscription to the stream of Config.TableName (or of the table

@@ -286,7 +286,15 @@ func (c *subscription) take(ctx context.Context, l Lease) error {
 	sent := time.Now()
 	nl, err := c.s.leases.UpdateLease(ctx, c.streamArn, l.ShardID, LeaseUpdate{ExpectOwner: l.Owner, ExpectCounter: l.Counter, NewOwner: c.owner})
 	if errors.Is(err, ErrLeaseConflict) {
-		return fmt.Errorf("take lease %s: %w: %w", l.ShardID, ErrLeaseNotAcquired, err)
+		// The take may have been applied and its response lost (the SDK's retry then
+		// fails the condition): the lease is ours if it says so with the counter the
+		// take wrote.
+		cur, gerr := c.s.leases.GetLease(ctx, c.streamArn, l.ShardID)
+		if gerr != nil || cur.Owner != c.owner || cur.Counter != l.Counter+1 {
+			return fmt.Errorf("take lease %s: %w: %w", l.ShardID, ErrLeaseNotAcquired, err)
+		}
+		c.s.metrics.leaseWritesConfirmed.Inc()
+		nl, err = cur, nil
 	}
 	if err != nil {
 		return fmt.Errorf("take lease %s: %w", l.ShardID, err)
@@ -303,6 +311,7 @@ func (c *subscription) take(ctx context.Context, l Lease) error {
 	c.s.metrics.leasesHeld.Inc()
 	c.logger.Info("lease "+event, watermill.LogFields{"shard": l.ShardID, "previous_owner": l.Owner, "checkpoint": nl.Checkpoint})
 	h := newHeldLease(c.s.leases, c.streamArn, c.owner, nl, sent, c.cfg.LeaseDuration-c.cfg.RenewInterval)
+	h.onConfirmed = c.s.metrics.leaseWritesConfirmed.Inc
 	r := newShardReader(c, h, len(nl.ParentShardIDs) > 0)
 	c.readers[l.ShardID] = r
 	go r.run()

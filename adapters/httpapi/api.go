@@ -70,15 +70,21 @@ func (s *Server) routes(gatherer prometheus.Gatherer, assets http.Handler) *http
 	mux.HandleFunc("GET /v1/agents/{name}/stats", s.getAgentStats)
 	mux.HandleFunc("GET /v1/stats", s.listStats)
 	mux.HandleFunc("GET /v1/alerts", s.listAlerts)
+	mux.HandleFunc("GET /v1/alerts/counts", s.countAlerts)
 	mux.HandleFunc("POST /v1/alerts/{sessionId}/{kind}/ack", s.ackAlert)
 	mux.HandleFunc("GET /v1/stuck", s.listStuck)
 	mux.HandleFunc("GET /v1/quarantine", s.listQuarantine)
+	mux.HandleFunc("GET /v1/live", s.streamLive)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{
 		ErrorHandling: promhttp.ContinueOnError,
 		ErrorLog:      slogPromLogger{s},
 	}))
+	mux.HandleFunc("POST /auth/login", s.postLogin)
+	mux.HandleFunc("POST /auth/logout", s.postLogout)
+	mux.HandleFunc("GET /login", s.serveLogin)
+	mux.HandleFunc("GET /login.js", s.serveLoginScript)
 	mux.HandleFunc("GET /{$}", s.servePage)
 	mux.Handle("GET /assets/", assets)
 	mux.HandleFunc("/", s.noRoute)
@@ -210,14 +216,15 @@ func (s *Server) getSession(w http.ResponseWriter, r *http.Request) {
 
 // listSessionEvents answers GET /v1/sessions/{id}/events?order=&status=&contains=&after=&limit=
 // with the session's journal items in seed-002 form, the queries of seed 002: oldest
-// first (order=desc: newest first), one status, statuses containing a string (e.g.
-// FAILED), events after a time, the latest N (order=desc&limit=N). A session with no
-// matching event answers an empty list.
+// first (order=desc: newest first), statuses (one, or a comma list), statuses
+// containing a string (e.g. FAILED), events after a time, the latest N
+// (order=desc&limit=N). 404 when the journal has no event of the session; an empty list
+// when none matches.
 func (s *Server) listSessionEvents(w http.ResponseWriter, r *http.Request) {
 	p := newParams(r.URL.Query(), s.now())
-	q := app.SessionEventsQuery{
+	q := app.EventsQuery{
 		Descending:     !p.ascending("order", true),
-		Status:         domain.Status(p.str("status")),
+		Statuses:       app.StatusList(p.str("status")),
 		StatusContains: p.str("contains"),
 		After:          p.timeBound("after", false),
 		Limit:          p.limit("limit", 0, maxEventsLimit),
@@ -232,9 +239,9 @@ func (s *Server) listSessionEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if items == nil {
-		items = []domain.JournalItem{}
+		items = []app.AnsweredItem{}
 	}
-	writeJSON(w, r, http.StatusOK, list[domain.JournalItem]{Items: items})
+	writeJSON(w, r, http.StatusOK, list[app.AnsweredItem]{Items: items})
 }
 
 // statsQuery reads granularity, from and to.
@@ -291,27 +298,6 @@ func (s *Server) listStats(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, r, http.StatusOK, list[app.AgentStatsView]{Items: views})
 }
 
-// listAlerts answers GET /v1/alerts?state=open|resolved|all&session=&limit=, newest
-// first; state defaults to all.
-func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) {
-	p := newParams(r.URL.Query(), s.now())
-	f := app.AlertFilter{
-		State:     p.oneOf("state", "all", "open", "resolved", "all"),
-		SessionID: p.str("session"),
-		Limit:     p.limit("limit", defaultListLimit, maxListLimit),
-	}
-	if p.err != nil {
-		s.writeError(w, r, p.err)
-		return
-	}
-	as, err := s.queries.Alerts(r.Context(), f)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, r, http.StatusOK, list[app.Alert]{Items: as})
-}
-
 // ackAlert answers POST /v1/alerts/{sessionId}/{kind}/ack (optional body {"by": "..."})
 // with the acknowledged alert; 404 when there is no such alert. Acknowledging twice
 // keeps the first acknowledgement.
@@ -337,6 +323,7 @@ func (s *Server) ackAlert(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	s.live.poke()
 	as, err := s.queries.Alerts(r.Context(), app.AlertFilter{SessionID: sessionID, State: "all"})
 	if err != nil {
 		s.writeError(w, r, err)

@@ -277,7 +277,9 @@ func TestSeed002RoundTrip(t *testing.T) {
 		a := s.get("/v1/sessions/nobody")
 		assert.Equal(t, http.StatusNotFound, a.status)
 		assert.Contains(t, a.json(t)["error"], "not found")
-		assert.Empty(t, itemsOf(t, "/v1/sessions/nobody/events"))
+		// Like the session itself: 404, not an empty list that looks like a session
+		// without events.
+		assert.Equal(t, http.StatusNotFound, s.get("/v1/sessions/nobody/events").status)
 	})
 }
 
@@ -356,7 +358,7 @@ func TestIngest(t *testing.T) {
 			status: 200, accepted: 3, rejected: 1, lines: []int{1, 2, 3, 5}, readable: []string{"nd1", "nd2", "nd3"},
 		},
 		{
-			name: "NDJSON with a broken object, undeclared", contentType: "text/plain",
+			name: "NDJSON with a broken object, declared JSON", contentType: "application/json",
 			body:   item("nd4", 0) + "\n{\"PK\": broken\n" + item("nd5", 1),
 			status: 200, accepted: 2, rejected: 1, lines: []int{1, 2, 3}, readable: []string{"nd4", "nd5"},
 		},
@@ -373,7 +375,11 @@ func TestIngest(t *testing.T) {
 	s := newStack(t, stackOptions{})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a := s.do(http.MethodPost, "/v1/events", tt.contentType, []byte(tt.body))
+			ct := tt.contentType
+			if ct == "" && tt.body != "" {
+				ct = "application/json"
+			}
+			a := s.do(http.MethodPost, "/v1/events", ct, []byte(tt.body))
 			require.Equal(t, tt.status, a.status, "body: %s", a.body)
 			var rep app.IngestReport
 			a.decode(t, &rep)
@@ -455,14 +461,14 @@ func TestIngestBodyLimit(t *testing.T) {
 func TestIngestFailures(t *testing.T) {
 	t.Run("journal failure is a logged 500", func(t *testing.T) {
 		s := newStack(t, stackOptions{failJournal: true})
-		a := s.do(http.MethodPost, "/v1/events", "", []byte(seed002))
+		a := s.do(http.MethodPost, "/v1/events", "application/json", []byte(seed002))
 		require.Equal(t, http.StatusInternalServerError, a.status, "body: %s", a.body)
 		assert.NotContains(t, string(a.body), "disk on fire")
 		assert.Contains(t, s.logs.String(), "disk on fire")
 	})
 	t.Run("no ingester", func(t *testing.T) {
 		s := newStack(t, stackOptions{noIngester: true})
-		a := s.do(http.MethodPost, "/v1/events", "", []byte(seed002))
+		a := s.do(http.MethodPost, "/v1/events", "application/json", []byte(seed002))
 		require.Equal(t, http.StatusNotImplemented, a.status, "body: %s", a.body)
 		assert.Contains(t, a.json(t)["error"], "disabled")
 	})
@@ -655,7 +661,7 @@ func TestRouting(t *testing.T) {
 	t.Run("the page links its assets and the poll interval, and has a CSP", func(t *testing.T) {
 		a := s.get("/")
 		body := string(a.body)
-		assert.Contains(t, body, `<meta name="agentwatch-poll-ms" content="2000">`)
+		assert.Contains(t, body, `<meta name="agentwatch-config" content="{&#34;pollMs&#34;:2000,`)
 		assert.Regexp(t, `src="assets/app.js\?v=[0-9a-f]{12}"`, body)
 		assert.NotContains(t, body, "http://")
 		assert.NotContains(t, body, "https://")

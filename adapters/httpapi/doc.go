@@ -15,10 +15,12 @@
 //	GET  /v1/sessions/{id}/events            journal items in seed-002 form
 //	GET  /v1/agents/{name}/stats             one agent's stats buckets and total
 //	GET  /v1/stats                           every agent's stats
-//	GET  /v1/alerts                          alerts (state=open|resolved|all)
+//	GET  /v1/alerts                          alerts, paged (state=open|acknowledged|resolved|all, kind=)
+//	GET  /v1/alerts/counts                   true alert counts, in all and per kind
 //	POST /v1/alerts/{sessionId}/{kind}/ack   acknowledge an alert
 //	GET  /v1/stuck                           sessions the stuck detector watches
 //	GET  /v1/quarantine                      poison inputs and their count
+//	GET  /v1/live                            server-sent events: executions and alerts changed
 //	GET  /healthz, /readyz, /metrics         liveness, readiness, Prometheus
 //	GET  /                                   the History page (assets under /assets/)
 //

@@ -5,11 +5,11 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"html/template"
 	"io/fs"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 )
@@ -26,10 +26,21 @@ const pageCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-sr
 
 // pageData is what index.html is rendered with.
 type pageData struct {
-	// PollMs is the live-update interval of the page.
-	PollMs string
+	// Config is the page's settings, JSON (pageConfig).
+	Config string
 	// Version busts browser caches of the assets when they change.
 	Version string
+}
+
+// pageConfig is what the page reads from its agentwatch-config meta tag.
+type pageConfig struct {
+	// PollMs is how often the page polls without a live stream.
+	PollMs int64 `json:"pollMs"`
+	// ConsoleURL is the Step Functions console link template; "" for the default, "none"
+	// for no link.
+	ConsoleURL string `json:"consoleUrl"`
+	// LogLinks are the log link templates.
+	LogLinks []LogLink `json:"logLinks"`
 }
 
 // assetVersion is a hash of the embedded assets, computed once.
@@ -50,14 +61,23 @@ var assetVersion = sync.OnceValue(func() string {
 	return hex.EncodeToString(h.Sum(nil)[:6])
 })
 
-// renderIndex renders the History page once, with the configured poll interval.
+// renderIndex renders the History page once, with its settings (poll interval, link
+// templates).
 func renderIndex(cfg Config) ([]byte, error) {
 	t, err := template.ParseFS(web, "web/index.html")
 	if err != nil {
 		return nil, fmt.Errorf("parse history page: %w", err)
 	}
+	pc := pageConfig{PollMs: cfg.PollInterval.Milliseconds(), ConsoleURL: cfg.ConsoleURL, LogLinks: cfg.LogLinks}
+	if pc.LogLinks == nil {
+		pc.LogLinks = []LogLink{}
+	}
+	conf, err := json.Marshal(pc)
+	if err != nil {
+		return nil, fmt.Errorf("render history page: encode its settings: %w", err)
+	}
 	var buf bytes.Buffer
-	data := pageData{PollMs: strconv.FormatInt(cfg.PollInterval.Milliseconds(), 10), Version: assetVersion()}
+	data := pageData{Config: string(conf), Version: assetVersion()}
 	if err := t.Execute(&buf, data); err != nil {
 		return nil, fmt.Errorf("render history page: %w", err)
 	}
@@ -65,8 +85,10 @@ func renderIndex(cfg Config) ([]byte, error) {
 }
 
 // servePage answers GET / with the History page. The page reads its state from the
-// query string: agent, status, range (today, 24h, 7d, 30d, all, custom), from, to, and
-// session (opens that session's timeline; alert links point there).
+// query string: view (history, agent, alerts), q (search), agent, status, outcome,
+// range (today, 24h, 7d, 30d, all, custom), from, to, granularity (agent view), state
+// and kind (alerts view), and session (opens that session's view; alert links point
+// there).
 func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")

@@ -74,41 +74,18 @@ func (p *params) oneOf(name, def string, allowed ...string) string {
 	return def
 }
 
-// timeBound parses a range bound: an ISO 8601 timestamp, a date (YYYY-MM-DD, UTC),
-// "today", "yesterday" or "now". A date (and today, yesterday) is its first instant as
-// a lower bound and its last millisecond as an upper bound, so that from=to=DATE
-// selects the whole day. Absent: the zero time (unbounded).
+// timeBound parses a range bound in the vocabulary the CLI shares
+// (domain.ParseTimeBound): a timestamp, a date, today, yesterday, now, or a duration
+// ago. Absent: the zero time (unbounded).
 func (p *params) timeBound(name string, upper bool) time.Time {
 	s := p.str(name)
-	if s == "" {
-		return time.Time{}
-	}
-	day := func(d time.Time) time.Time {
-		d = time.Date(d.Year(), d.Month(), d.Day(), 0, 0, 0, 0, time.UTC)
-		if upper {
-			return d.Add(24*time.Hour - time.Millisecond)
-		}
-		return d
-	}
-	switch strings.ToLower(s) {
-	case "now":
-		return p.now
-	case "today":
-		return day(p.now)
-	case "yesterday":
-		return day(p.now.AddDate(0, 0, -1))
-	}
-	if d, err := time.Parse(time.DateOnly, s); err == nil {
-		return day(d)
-	}
 	// A '+' of a zone offset arrives as a space when the client did not escape it.
 	if strings.Contains(s, "T") && strings.Contains(s, " ") {
 		s = strings.ReplaceAll(s, " ", "+")
 	}
-	t, err := domain.ParseTime(s)
-	if err != nil {
-		p.fail(name, "must be an ISO 8601 timestamp, a date (YYYY-MM-DD), today, yesterday or now, found "+strconv.Quote(p.str(name)))
-		return time.Time{}
+	t, err := domain.ParseTimeBound(name, s, p.now, upper)
+	if err != nil && p.err == nil {
+		p.err = err
 	}
 	return t
 }

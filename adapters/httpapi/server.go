@@ -30,6 +30,10 @@ type Server struct {
 	mux      *http.ServeMux
 	handler  http.Handler
 	index    []byte // the rendered History page
+	auth     auth
+	// guardMetrics count the requests the guard refuses.
+	guardMetrics guardMetrics
+	live     *liveHub
 
 	// stopping makes /readyz answer 503 once Stop began.
 	stopping atomic.Bool
@@ -62,7 +66,9 @@ func New(cfg Config, queries *app.Queries, ingester *app.Ingester, gatherer prom
 	if gatherer == nil {
 		gatherer = prometheus.NewRegistry()
 	}
-	s := &Server{cfg: cfg, queries: queries, ingester: ingester, ready: ready, logger: logger, now: time.Now}
+	s := &Server{cfg: cfg, queries: queries, ingester: ingester, ready: ready, logger: logger, now: time.Now,
+		auth: newAuth(cfg.AuthToken), guardMetrics: newGuardMetrics()}
+	s.live = newLiveHub(queries, cfg.LiveInterval, cfg.MaxLiveClients, logger)
 	index, err := renderIndex(cfg)
 	if err != nil {
 		return nil, err
@@ -73,12 +79,14 @@ func New(cfg Config, queries *app.Queries, ingester *app.Ingester, gatherer prom
 		return nil, err
 	}
 	s.mux = s.routes(gatherer, assets)
-	s.handler = s.recoverPanics(s.logRequests(s.mux))
+	s.handler = s.recoverPanics(s.logRequests(s.guard(s.mux)))
 	return s, nil
 }
 
-// Handler returns the server's handler: every route, with request logging and panic
-// recovery.
+// Handler returns the server's handler: every route, behind the request guard (auth.go),
+// with request logging and panic recovery. Its live streams (GET /v1/live) stay open
+// until the client leaves or Stop ends them: a server of one's own must call Stop before
+// its graceful shutdown.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Start listens on Config.Addr and serves in a goroutine; it never blocks on serving.
@@ -113,24 +121,41 @@ func (s *Server) Start(ctx context.Context) error {
 			s.logger.Error("http server stopped serving", "addr", ln.Addr().String(), "error", err)
 		}
 	}()
-	s.logger.Info("http server listening", "addr", ln.Addr().String(), "url", s.urlLocked())
+	s.logger.Info("http server listening", "addr", ln.Addr().String(), "url", s.urlLocked(), "auth", s.auth.enabled)
+	if !s.auth.enabled && !isLoopback(ln.Addr()) {
+		s.logger.Warn("http server listens beyond loopback without authentication: anyone who reaches "+
+			ln.Addr().String()+" can read the API and write to the journal; set --auth-token-file "+
+			"(env AGENTWATCH_AUTH_TOKEN_FILE) or listen on 127.0.0.1", "addr", ln.Addr().String())
+	}
 	return nil
 }
 
-// Stop shuts the server down gracefully: it stops listening, makes /readyz answer
+// isLoopback reports whether addr, a listening address, is reachable only from this
+// host.
+func isLoopback(addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	return ok && tcp.IP != nil && tcp.IP.IsLoopback()
+}
+
+// Stop shuts the server down gracefully: it ends the live streams (which would
+// otherwise never finish) and refuses new ones, stops listening, makes /readyz answer
 // 503, and waits for in-flight requests until ctx ends, then closes the connections
-// that are left (and says so in its error). Stop before Start, and a second Stop, do
-// nothing.
+// that are left (and says so in its error). Stop before Start only ends the streams
+// open on Handler (their browsers reconnect); a second Stop does nothing.
 func (s *Server) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	srv, served, stopped := s.srv, s.served, s.stopped
 	if srv == nil || stopped {
 		s.mu.Unlock()
+		if !stopped {
+			s.live.endStreams()
+		}
 		return nil
 	}
 	s.stopped = true
 	s.mu.Unlock()
 	s.stopping.Store(true)
+	s.live.Close()
 	var err error
 	if serr := srv.Shutdown(ctx); serr != nil {
 		err = fmt.Errorf("http server: graceful shutdown: %w", serr)

@@ -29,7 +29,8 @@ import (
 // journal in the background, the stack projects synchronously inside each append, so
 // that what a POST accepted is readable as soon as the POST answers.
 type stack struct {
-	t          *testing.T
+	t          testing.TB
+	dir        string // the SQLite directory
 	db         *sqlite.DB
 	alerts     *sqlite.AlertStore
 	quarantine *sqlite.QuarantineStore
@@ -39,6 +40,9 @@ type stack struct {
 	server     *httpapi.Server
 	http       *httptest.Server
 	logs       *syncBuffer
+	// direct appends to the journal as an agent's PutItem would, bypassing ingest,
+	// and projects.
+	direct app.JournalAppender
 }
 
 // stackOptions adjust a stack.
@@ -47,13 +51,24 @@ type stackOptions struct {
 	ready       func(context.Context) error
 	noIngester  bool
 	failJournal bool
+	// resolver, when set, resolves agent names (a fault can be planted in it).
+	resolver domain.AgentNameResolver
+	// wrapJournal, when set, wraps the journal the ingester appends to.
+	wrapJournal func(app.JournalAppender) app.JournalAppender
+	// quiet logs warnings and errors only (long fuzz runs would keep every request).
+	quiet bool
 }
 
-func newStack(t *testing.T, opts stackOptions) *stack {
+func newStack(t testing.TB, opts stackOptions) *stack {
 	t.Helper()
 	logs := &syncBuffer{}
-	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	db, err := sqlite.Open(t.Context(), t.TempDir(), logger)
+	level := slog.LevelDebug
+	if opts.quiet {
+		level = slog.LevelWarn
+	}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level}))
+	dir := t.TempDir()
+	db, err := sqlite.Open(t.Context(), dir, logger)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, db.Close()) })
 
@@ -63,7 +78,7 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	registry := prometheus.NewRegistry()
 	metrics, err := app.NewMetrics(registry)
 	require.NoError(t, err)
-	s := &stack{t: t, db: db, alerts: sqlite.NewAlertStore(db), quarantine: sqlite.NewQuarantineStore(db), registry: registry, logs: logs}
+	s := &stack{t: t, dir: dir, db: db, alerts: sqlite.NewAlertStore(db), quarantine: sqlite.NewQuarantineStore(db), registry: registry, logs: logs}
 
 	appender := &projectingJournal{
 		journal:     journal,
@@ -71,14 +86,25 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 		checkpoints: sqlite.NewCheckpointStore(db),
 		fail:        opts.failJournal,
 	}
+	s.direct = appender
 	s.queries = app.NewQueries(emb.Registry, readModel, journal, s.alerts, s.quarantine)
 	if !opts.noIngester {
-		s.ingester = app.NewIngester(appender, s.quarantine, nil, domain.MappingConfig{}, logger, metrics)
+		var journalOut app.JournalAppender = appender
+		if opts.wrapJournal != nil {
+			journalOut = opts.wrapJournal(appender)
+		}
+		s.ingester = app.NewIngester(journalOut, s.quarantine, opts.resolver, domain.MappingConfig{}, logger, metrics)
 	}
 	s.server, err = httpapi.New(opts.config, s.queries, s.ingester, registry, opts.ready, logger)
 	require.NoError(t, err)
+	require.NoError(t, app.RegisterCollectors(registry, s.server.Collectors()...))
 	s.http = httptest.NewServer(s.server.Handler())
-	t.Cleanup(s.http.Close)
+	t.Cleanup(func() {
+		// Live streams never end by themselves: end them, as a server's Stop does, so
+		// that Close does not wait for them.
+		require.NoError(t, s.server.Stop(context.Background()))
+		s.http.Close()
+	})
 	return s
 }
 
@@ -136,7 +162,7 @@ type answer struct {
 }
 
 // json decodes the body into a generic value.
-func (a answer) json(t *testing.T) map[string]any {
+func (a answer) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(a.body, &m), "body: %s", a.body)
@@ -144,7 +170,7 @@ func (a answer) json(t *testing.T) map[string]any {
 }
 
 // decode decodes the body into v.
-func (a answer) decode(t *testing.T, v any) {
+func (a answer) decode(t testing.TB, v any) {
 	t.Helper()
 	require.NoError(t, json.Unmarshal(a.body, v), "body: %s", a.body)
 }

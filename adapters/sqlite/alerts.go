@@ -27,14 +27,8 @@ var _ app.AlertStore = (*AlertStore)(nil)
 // NewAlertStore returns the alert outbox of db.
 func NewAlertStore(db *DB) *AlertStore { return &AlertStore{db: db, now: time.Now} }
 
-// Alert list states of app.AlertFilter.
-const (
-	AlertFilterOpen     = "open"
-	AlertFilterResolved = "resolved"
-	AlertFilterAll      = "all"
-)
-
-// openCond selects problem alerts that no later event resolved.
+// openCond selects problem alerts that no later event resolved, acknowledged or not:
+// what the detector may still resolve.
 const openCond = `resolved_at IS NULL AND kind <> '` + string(stuck.KindRecovered) + `'`
 
 // InsertAlert records a as pending. domain.ErrDuplicate (wrapped) when an alert of the
@@ -229,34 +223,99 @@ func (s *AlertStore) SessionAlerts(ctx context.Context, sessionID string) (raise
 	return raised, open, nil
 }
 
-// ListAlerts lists alerts newest first. f.State is "open" (problems not resolved),
-// "resolved", or "all"/""; anything else fails with domain.ErrInvalid. f.Limit <= 0
-// lists all.
-func (s *AlertStore) ListAlerts(ctx context.Context, f app.AlertFilter) ([]app.Alert, error) {
-	var where []string
+// stateConds are the WHERE conditions of the states of app.AlertFilter.
+var stateConds = map[string]string{
+	app.AlertFilterOpen:         openCond + ` AND acked_at IS NULL`,
+	app.AlertFilterAcknowledged: openCond + ` AND acked_at IS NOT NULL`,
+	app.AlertFilterResolved:     `resolved_at IS NOT NULL`,
+}
+
+// alertWhere renders f's state, kinds and session as a WHERE clause ("" for none) and its
+// arguments.
+func alertWhere(f *app.AlertFilter) (string, []any) {
+	var conds []string
 	var args []any
-	switch f.State {
-	case AlertFilterOpen:
-		where = append(where, openCond)
-	case AlertFilterResolved:
-		where = append(where, `resolved_at IS NOT NULL`)
-	case AlertFilterAll, "":
-	default:
-		return nil, fmt.Errorf("list alerts: %w", &domain.FieldError{Field: "state", Reason: "must be open, resolved or all"})
+	if c := stateConds[f.State]; c != "" {
+		conds = append(conds, c)
+	}
+	if len(f.Kinds) > 0 {
+		conds = append(conds, `kind IN (?`+strings.Repeat(`, ?`, len(f.Kinds)-1)+`)`)
+		for _, k := range f.Kinds {
+			args = append(args, string(k))
+		}
 	}
 	if f.SessionID != "" {
-		where = append(where, `session_id = ?`)
+		conds = append(conds, `session_id = ?`)
 		args = append(args, f.SessionID)
 	}
-	q := `SELECT ` + alertColumns + ` FROM alerts`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, ` AND `)
+	if len(conds) == 0 {
+		return "", args
 	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = -1
+	return ` WHERE ` + strings.Join(conds, ` AND `), args
+}
+
+// ListAlerts answers one page of the alerts f selects, newest first (ties by session,
+// then kind), from the alerts_raised index. f.Limit <= 0 lists all.
+func (s *AlertStore) ListAlerts(ctx context.Context, f app.AlertFilter) (app.AlertPage, error) {
+	if err := f.Validate(); err != nil {
+		return app.AlertPage{}, fmt.Errorf("list alerts: %w", err)
 	}
-	q += ` ORDER BY raised_at DESC, session_id, kind LIMIT ?`
+	where, args := alertWhere(&f)
+	if f.Cursor != "" {
+		c, _ := app.DecodeAlertCursor(f.Cursor) // Validate checked it
+		after := `(raised_at < ? OR (raised_at = ? AND (session_id > ? OR (session_id = ? AND kind > ?))))`
+		if where == "" {
+			where = ` WHERE ` + after
+		} else {
+			where += ` AND ` + after
+		}
+		args = append(args, c.RaisedAtNs, c.RaisedAtNs, c.SessionID, c.SessionID, string(c.Kind))
+	}
+	limit := -1
+	if f.Limit > 0 {
+		limit = f.Limit + 1 // one more says whether there is a next page
+	}
 	args = append(args, limit)
-	return s.list(ctx, "list alerts", q, args...)
+	as, err := s.list(ctx, "list alerts", `SELECT `+alertColumns+` FROM alerts`+where+
+		` ORDER BY raised_at DESC, session_id, kind LIMIT ?`, args...)
+	if err != nil {
+		return app.AlertPage{}, err
+	}
+	page := app.AlertPage{Items: as}
+	if f.Limit > 0 && len(as) > f.Limit {
+		page.Items = as[:f.Limit]
+		page.NextCursor = app.CursorAfter(&page.Items[f.Limit-1]).Encode()
+	}
+	if page.Items == nil {
+		page.Items = []app.Alert{}
+	}
+	return page, nil
+}
+
+// CountAlerts counts the alerts f selects, per kind.
+func (s *AlertStore) CountAlerts(ctx context.Context, f app.AlertFilter) (app.AlertCounts, error) {
+	f.Cursor = ""
+	if err := f.Validate(); err != nil {
+		return app.AlertCounts{}, fmt.Errorf("count alerts: %w", err)
+	}
+	where, args := alertWhere(&f)
+	rows, err := s.db.read.QueryContext(ctx, `SELECT kind, COUNT(*) FROM alerts`+where+` GROUP BY kind`, args...)
+	if err != nil {
+		return app.AlertCounts{}, fmt.Errorf("count alerts: %w", err)
+	}
+	defer rows.Close()
+	out := app.AlertCounts{ByKind: map[stuck.Kind]int64{}}
+	for rows.Next() {
+		var kind string
+		var n int64
+		if err := rows.Scan(&kind, &n); err != nil {
+			return app.AlertCounts{}, fmt.Errorf("count alerts: %w", err)
+		}
+		out.ByKind[stuck.Kind(kind)] = n
+		out.Total += n
+	}
+	if err := rows.Err(); err != nil {
+		return app.AlertCounts{}, fmt.Errorf("count alerts: %w", err)
+	}
+	return out, nil
 }

@@ -92,7 +92,7 @@ func (s *ReadModelStore) Commit(ctx context.Context, b app.Batch) error {
 	}
 	stmts, err := s.db.writeStmts(ctx, queries...)
 	if err != nil {
-		return fmt.Errorf("commit: %w", err)
+		return fmt.Errorf("commit: %w", s.movedOn(ctx, g.gen, err))
 	}
 	prepared := make(map[string]*sql.Stmt, len(queries))
 	for i, q := range queries {

@@ -77,6 +77,22 @@ func (db *DB) currentGeneration(ctx context.Context) (int, error) {
 	return gen, nil
 }
 
+// movedOn returns err, or a conflict when the store follows the current generation and
+// it is no longer gen: a rebuild switched generations (and may have dropped gen's
+// tables, which is what err says) since the cache last looked. The caller's retry reads
+// the new generation.
+func (s *ReadModelStore) movedOn(ctx context.Context, gen int, err error) error {
+	if s.gen > 0 {
+		return err
+	}
+	s.db.setCurrentGeneration(0)
+	cur, cerr := s.db.currentGeneration(ctx)
+	if cerr != nil || cur == gen {
+		return err
+	}
+	return fmt.Errorf("the current generation moved from %d to %d: %w", gen, cur, domain.ErrConflict)
+}
+
 // setCurrentGeneration updates the cache (gen 0: forget it).
 func (db *DB) setCurrentGeneration(gen int) {
 	db.curGenMu.Lock()
@@ -129,7 +145,7 @@ func (s *ReadModelStore) LoadSessions(ctx context.Context, ids []string) (map[st
 	}
 	st, err := s.db.stmt(ctx, s.db.read, g.loadSessions)
 	if err != nil {
-		return nil, fmt.Errorf("load %d sessions: %w", len(ids), err)
+		return nil, fmt.Errorf("load %d sessions: %w", len(ids), s.movedOn(ctx, g.gen, err))
 	}
 	rows, err := st.QueryContext(ctx, idsJSON)
 	if err != nil {

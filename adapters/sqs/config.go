@@ -20,6 +20,26 @@ const (
 	MaxVisibilityTimeout = 12 * time.Hour
 )
 
+// Defaults of Config.
+const (
+	// DefaultVisibilityTimeout is the visibility timeout of received messages: short,
+	// because it is extended while a message waits or is handled, so that the messages
+	// of a worker that dies come back within it.
+	DefaultVisibilityTimeout = 10 * time.Second
+	// MinVisibilityTimeout is the shortest visibility timeout Config takes (the
+	// heartbeat extends it every third of it; a timeout this short leaves a slow
+	// extension call little room, and is meant for tests).
+	MinVisibilityTimeout = time.Second
+	// DefaultMaxExtension is how long a message is kept invisible at most by
+	// extensions after its receive.
+	DefaultMaxExtension = 15 * time.Minute
+	// DefaultRetryDelay is how long a nacked message stays invisible before it is
+	// received again: the visibility timeout of the queue in deployments/, so that a
+	// message that keeps failing reaches the dead-letter queue after about as long as
+	// it did when that timeout governed retries (maxReceiveCount × 60 s).
+	DefaultRetryDelay = 60 * time.Second
+)
+
 // Config configures the queue feed.
 type Config struct {
 	// QueueURL is the full URL of the queue the EventBridge rule targets, as
@@ -38,13 +58,25 @@ type Config struct {
 	// WaitTime is the long-polling wait of ReceiveMessage (WaitTimeSeconds), whole
 	// seconds up to 20. Closing does not wait for it. Default: 20 s.
 	WaitTime time.Duration
-	// VisibilityTimeout, when set, overrides the queue's visibility timeout for the
-	// messages this feed receives (whole seconds). It must cover a whole batch: BatchSize
-	// times the slowest handling, the router's in-process retries included; a message
-	// whose timeout runs out while it is handled is received again (harmless — appends
-	// are idempotent — but it counts toward maxReceiveCount). A nacked message comes back
-	// when it runs out. Zero: the queue's own setting.
+	// VisibilityTimeout is the visibility timeout of the messages this feed receives
+	// (whole seconds, at least 1; it overrides the queue's own). While a message waits
+	// in its batch or is being handled, the subscriber extends its visibility to this
+	// every third of it (ChangeMessageVisibilityBatch), so it need not cover a slow
+	// batch; it bounds how long the messages of a worker that died stay invisible —
+	// they come back within it — and how long a nacked message waits before it comes
+	// back. Default 10 s.
 	VisibilityTimeout time.Duration
+	// MaxExtension bounds how long after its receive a message is kept invisible by
+	// extensions: a message still being handled after it comes back after its timeout
+	// and is received again (harmless — appends are idempotent — but it counts toward
+	// maxReceiveCount). Default 15 min.
+	MaxExtension time.Duration
+	// RetryDelay is how long a nacked message (its append failed: DynamoDB down,
+	// throttled) stays invisible before it is received again (ChangeMessageVisibility
+	// when it is nacked). With the queue's redrive policy, a message that keeps failing
+	// goes to the dead-letter queue after about maxReceiveCount × RetryDelay: long
+	// enough to ride out an outage of a few minutes. Whole seconds. Default 60 s.
+	RetryDelay time.Duration
 	// Concurrency is how many workers receive from the queue, each with its own long
 	// poll; each handles one message at a time, so it is also how many messages are
 	// handled at once. Default: 4.
@@ -68,6 +100,15 @@ func (c *Config) SetDefaults() {
 	if c.Concurrency == 0 {
 		c.Concurrency = 4
 	}
+	if c.VisibilityTimeout == 0 {
+		c.VisibilityTimeout = DefaultVisibilityTimeout
+	}
+	if c.MaxExtension == 0 {
+		c.MaxExtension = max(DefaultMaxExtension, c.VisibilityTimeout)
+	}
+	if c.RetryDelay == 0 {
+		c.RetryDelay = DefaultRetryDelay
+	}
 }
 
 // Validate reports every invalid field.
@@ -89,10 +130,16 @@ func (c *Config) Validate() error {
 	if c.WaitTime < time.Second || c.WaitTime > MaxWaitTime {
 		errs = append(errs, fmt.Errorf("sqs: WaitTime must be 1s to %s, is %s", MaxWaitTime, c.WaitTime))
 	}
-	if c.VisibilityTimeout < 0 || c.VisibilityTimeout > MaxVisibilityTimeout {
-		errs = append(errs, fmt.Errorf("sqs: VisibilityTimeout must be 0 to %s, is %s", MaxVisibilityTimeout, c.VisibilityTimeout))
-	} else if c.VisibilityTimeout > 0 && c.VisibilityTimeout < time.Second {
+	if c.VisibilityTimeout < MinVisibilityTimeout || c.VisibilityTimeout > MaxVisibilityTimeout {
+		errs = append(errs, fmt.Errorf("sqs: VisibilityTimeout must be %s to %s, is %s", MinVisibilityTimeout, MaxVisibilityTimeout, c.VisibilityTimeout))
+	} else if c.VisibilityTimeout%time.Second != 0 {
 		errs = append(errs, fmt.Errorf("sqs: VisibilityTimeout is whole seconds, is %s", c.VisibilityTimeout))
+	}
+	if c.RetryDelay < time.Second || c.RetryDelay > MaxVisibilityTimeout || c.RetryDelay%time.Second != 0 {
+		errs = append(errs, fmt.Errorf("sqs: RetryDelay must be whole seconds from 1s to %s, is %s", MaxVisibilityTimeout, c.RetryDelay))
+	}
+	if c.MaxExtension < c.VisibilityTimeout || c.MaxExtension > MaxVisibilityTimeout {
+		errs = append(errs, fmt.Errorf("sqs: MaxExtension must be VisibilityTimeout (%s) to %s, is %s", c.VisibilityTimeout, MaxVisibilityTimeout, c.MaxExtension))
 	}
 	if c.Concurrency < 1 {
 		errs = append(errs, fmt.Errorf("sqs: Concurrency must be at least 1, is %d", c.Concurrency))

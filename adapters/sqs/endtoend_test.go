@@ -261,7 +261,9 @@ func runEndToEnd(t *testing.T, b journalBackend) {
 	projector := app.NewProjector(stores.projection, stores.registry, logger, metrics)
 	sqsMetrics, err := sqs.NewMetrics(reg)
 	require.NoError(t, err)
-	sub, err := sqs.New(sqs.Config{QueueURL: q.URL, WaitTime: time.Second, Concurrency: 4, AWSConfig: cl.cfg}, sqsMetrics, logger)
+	sub, err := sqs.New(sqs.Config{QueueURL: q.URL, WaitTime: time.Second, Concurrency: 4, VisibilityTimeout: 2 * time.Second, RetryDelay: 2 * time.Second,
+		AWSConfig: cl.cfg},
+		sqsMetrics, logger)
 	require.NoError(t, err)
 	router, err := app.NewRouter(app.RouterConfig{MaxRetries: 1, RetryInitialInterval: 10 * time.Millisecond, RetryMaxInterval: 10 * time.Millisecond},
 		stores.feed, app.StatusChangeFeed{Subscriber: sub, Redelivers: true}, app.NewQuarantinePublisher(stores.quarantine, metrics),

@@ -19,6 +19,14 @@ const (
 	resultReleased = "released"
 )
 
+// Results of a visibility change, the label values of Metrics.VisibilityChanges.
+const (
+	resultExtended = "extended"
+	resultDelayed  = "retry_delayed"
+	resultReturned = "returned"
+	resultFailed   = "failed"
+)
+
 // Metrics are the queue feed's Prometheus metrics. A nil *Metrics is valid and records
 // nothing. Malformed messages are counted where they end up, in
 // agentwatch_quarantined_total{source="sqs"}.
@@ -29,6 +37,11 @@ type Metrics struct {
 	// LastReceives counts messages released on their last receive that the redrive
 	// policy allows: the queue moves each to the dead-letter queue.
 	LastReceives prometheus.Counter
+	// VisibilityChanges counts messages whose visibility was changed, by result:
+	// extended (the heartbeat of a message waiting or being handled), retry_delayed (a
+	// nacked message, invisible for Config.RetryDelay), returned (made visible at once
+	// when the subscriber closed), failed.
+	VisibilityChanges *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg (when not nil).
@@ -43,9 +56,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Status-change messages that failed on their last allowed receive, which the queue's redrive policy moves to the dead-letter queue.",
 		}),
 	}
+	m.VisibilityChanges = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "agentwatch", Subsystem: "sqs", Name: "visibility_changes_total",
+		Help: "Status-change messages whose visibility timeout was changed, by result: extended (kept invisible while waiting or being handled), retry_delayed (nacked: received again after the retry delay), returned (made visible at once on shutdown), failed.",
+	}, []string{"result"})
 	m.Messages.WithLabelValues(resultDeleted)
 	m.Messages.WithLabelValues(resultReleased)
-	if err := app.RegisterCollectors(reg, m.Messages, m.LastReceives); err != nil {
+	for _, r := range []string{resultExtended, resultDelayed, resultReturned, resultFailed} {
+		m.VisibilityChanges.WithLabelValues(r)
+	}
+	if err := app.RegisterCollectors(reg, m.Messages, m.LastReceives, m.VisibilityChanges); err != nil {
 		return nil, fmt.Errorf("register sqs metrics: %w", err)
 	}
 	return m, nil
@@ -54,6 +74,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 func (m *Metrics) settled(result string) {
 	if m != nil {
 		m.Messages.WithLabelValues(result).Inc()
+	}
+}
+
+func (m *Metrics) visibilityChange(result string, n int) {
+	if m != nil && n > 0 {
+		m.VisibilityChanges.WithLabelValues(result).Add(float64(n))
 	}
 }
 

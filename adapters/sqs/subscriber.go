@@ -46,7 +46,9 @@ const metaReceiptHandle = "_agentwatch_sqs_receipt_handle"
 // Delivery contract:
 //   - Ack deletes the message from the queue (DeleteMessage); the router acks only once
 //     the handler returned nil.
-//   - Nack leaves it in the queue: it comes back when its visibility timeout runs out,
+//   - While a message waits in its batch or is being handled, its visibility is
+//     extended (see the package doc), so the timeout never runs out under it.
+//   - Nack leaves it in the queue: it comes back after Config.RetryDelay,
 //     and the queue's redrive policy moves it to the dead-letter queue once it was
 //     received maxReceiveCount times. Unlike watermill-aws on its own, a nack does not
 //     abandon the rest of the received batch: the other messages are handled at once and
@@ -60,14 +62,15 @@ const metaReceiptHandle = "_agentwatch_sqs_receipt_handle"
 //     persistent identifier, and one handler with one feed keeps the metrics and the
 //     poison path in one place.
 //
-// Close stops receiving, waits for the workers, and closes the output channels; messages
-// not acked by then are received again after their visibility timeout. Close is
+// Close stops receiving, waits for the workers, closes the output channels, and makes
+// the messages received but not acked by then visible again at once. Close is
 // idempotent. Subscriber is safe for concurrent use.
 type Subscriber struct {
 	cfg     Config
 	client  *sqs.Client
 	inner   *wsqs.Subscriber
 	release *releaseSet
+	hb      *heartbeat
 	metrics *Metrics
 	logger  *slog.Logger
 
@@ -95,12 +98,14 @@ func New(cfg Config, metrics *Metrics, logger *slog.Logger) (*Subscriber, error)
 	}
 	cfg.AWSConfig = ac
 	release := newReleaseSet()
+	hb := newHeartbeat(cfg, metrics, logger.With("component", "sqs-heartbeat", "queue", cfg.QueueURL))
 	batch, wait, visibility := int32(cfg.BatchSize), int32(cfg.WaitTime/time.Second), int32(cfg.VisibilityTimeout/time.Second)
 	inner, err := wsqs.NewSubscriber(wsqs.SubscriberConfig{
 		AWSConfig: ac,
 		// The release middleware turns the DeleteMessage of a released message into a
-		// no-op; see releaseSet.
-		OptFns:                      append(append([]func(*sqs.Options){}, cfg.OptFns...), release.install),
+		// no-op; see releaseSet. The heartbeat's learn what is received and settled;
+		// see heartbeat.
+		OptFns:                      append(append([]func(*sqs.Options){}, cfg.OptFns...), release.install, hb.install),
 		DoNotCreateQueueIfNotExists: true,
 		QueueUrlResolver:            fixedQueue{url: cfg.QueueURL},
 		ConsumeWorkers:              cfg.Concurrency,
@@ -109,7 +114,7 @@ func New(cfg Config, metrics *Metrics, logger *slog.Logger) (*Subscriber, error)
 				QueueUrl:              aws.String(string(url)),
 				MaxNumberOfMessages:   batch,
 				WaitTimeSeconds:       wait,
-				VisibilityTimeout:     visibility, // 0: the queue's
+				VisibilityTimeout:     visibility,
 				MessageAttributeNames: []string{"All"},
 				MessageSystemAttributeNames: []types.MessageSystemAttributeName{
 					types.MessageSystemAttributeNameApproximateReceiveCount, types.MessageSystemAttributeNameSentTimestamp},
@@ -120,8 +125,10 @@ func New(cfg Config, metrics *Metrics, logger *slog.Logger) (*Subscriber, error)
 	if err != nil {
 		return nil, fmt.Errorf("new SQS subscriber of %s: %w", cfg.QueueURL, err)
 	}
+	client := sqs.NewFromConfig(ac, cfg.OptFns...)
+	hb.start(client)
 	return &Subscriber{
-		cfg: cfg, client: sqs.NewFromConfig(ac, cfg.OptFns...), inner: inner, release: release, metrics: metrics,
+		cfg: cfg, client: client, inner: inner, release: release, hb: hb, metrics: metrics,
 		logger: logger.With("component", "sqs-subscriber", "queue", cfg.QueueURL), closing: make(chan struct{}),
 	}, nil
 }
@@ -137,10 +144,6 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to %s: %w", s.cfg.QueueURL, err)
 	}
-	visibility := info.VisibilityTimeout
-	if s.cfg.VisibilityTimeout > 0 {
-		visibility = s.cfg.VisibilityTimeout
-	}
 	if info.DLQArn == "" {
 		s.logger.WarnContext(ctx, "the queue has no redrive policy: a message that keeps failing is received again forever; give it a dead-letter queue")
 	}
@@ -154,7 +157,8 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		return nil, fmt.Errorf("subscribe to %s: %w", s.cfg.QueueURL, err)
 	}
 	s.logger.InfoContext(ctx, "consuming status changes", "topic", topic, "workers", s.cfg.Concurrency, "batch", s.cfg.BatchSize,
-		"visibilityTimeout", visibility, "deadLetterQueue", info.DLQArn, "maxReceiveCount", info.MaxReceiveCount)
+		"visibilityTimeout", s.cfg.VisibilityTimeout, "queueVisibilityTimeout", info.VisibilityTimeout,
+		"deadLetterQueue", info.DLQArn, "maxReceiveCount", info.MaxReceiveCount)
 
 	out := make(chan *message.Message)
 	var forwarders sync.WaitGroup
@@ -217,6 +221,7 @@ func (s *Subscriber) forward(ctx context.Context, m *message.Message, out chan<-
 			m.Nack() // cannot release without a receipt handle: watermill-aws's nack
 			return
 		}
+		s.hb.retryAfter(receipt, s.cfg.RetryDelay)
 		s.release.add(receipt)
 		m.Ack()
 	case <-s.closing:
@@ -233,6 +238,7 @@ func (s *Subscriber) Close() error {
 		s.mu.Unlock()
 		err = s.inner.Close()
 		s.wg.Wait()
+		s.hb.close()
 	})
 	if err != nil {
 		return fmt.Errorf("close SQS subscriber of %s: %w", s.cfg.QueueURL, err)

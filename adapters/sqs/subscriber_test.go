@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/agentwatch/agentwatch/adapters/faultinject"
 	"github.com/agentwatch/agentwatch/adapters/sqs"
 	"github.com/agentwatch/agentwatch/adapters/sqs/mototest"
 	"github.com/agentwatch/agentwatch/app"
@@ -30,7 +31,9 @@ func TestConfigDefaultsAndValidate(t *testing.T) {
 	assert.Equal(t, 10, c.BatchSize)
 	assert.Equal(t, 20*time.Second, c.WaitTime)
 	assert.Equal(t, 4, c.Concurrency)
-	assert.Zero(t, c.VisibilityTimeout, "the queue's own")
+	assert.Equal(t, 10*time.Second, c.VisibilityTimeout, "short: extended while a message is handled")
+	assert.Equal(t, 15*time.Minute, c.MaxExtension)
+	assert.Equal(t, time.Minute, c.RetryDelay, "a failing message waits as long as the queue's own timeout made it")
 
 	tests := []struct {
 		name string
@@ -41,8 +44,10 @@ func TestConfigDefaultsAndValidate(t *testing.T) {
 		{"a name, not a URL", sqs.Config{QueueURL: "status-changes"}, []string{"not a queue URL"}},
 		{"an ARN, not a URL", sqs.Config{QueueURL: "arn:aws:sqs:us-east-1:123456789012:q"}, []string{"not a queue URL"}},
 		{"everything wrong at once", sqs.Config{QueueURL: "x", DLQURL: "y", BatchSize: 11, WaitTime: 21 * time.Second,
-			VisibilityTimeout: 500 * time.Millisecond, Concurrency: -1},
-			[]string{"QueueURL", "DLQURL", "BatchSize", "WaitTime", "VisibilityTimeout", "Concurrency"}},
+			VisibilityTimeout: 500 * time.Millisecond, MaxExtension: 13 * time.Hour, RetryDelay: 1500 * time.Millisecond, Concurrency: -1},
+			[]string{"QueueURL", "DLQURL", "BatchSize", "WaitTime", "VisibilityTimeout", "MaxExtension", "RetryDelay", "Concurrency"}},
+		{"visibility in whole seconds", sqs.Config{QueueURL: "https://sqs.us-east-1.amazonaws.com/1/q", VisibilityTimeout: 1500 * time.Millisecond},
+			[]string{"VisibilityTimeout is whole seconds"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -65,6 +70,12 @@ func feedOn(t *testing.T, cfg sqs.Config, maxReceiveCount int, visibility time.D
 	cfg.QueueURL, cfg.AWSConfig = q.URL, ac
 	if cfg.WaitTime == 0 {
 		cfg.WaitTime = time.Second
+	}
+	if cfg.VisibilityTimeout == 0 {
+		cfg.VisibilityTimeout = visibility
+	}
+	if cfg.RetryDelay == 0 {
+		cfg.RetryDelay = visibility
 	}
 	m, err := sqs.NewMetrics(prometheus.NewRegistry())
 	require.NoError(t, err)
@@ -319,3 +330,147 @@ func TestDepthCollectorReportsBothQueues(t *testing.T) {
 }
 
 var _ message.Subscriber = (*sqs.Subscriber)(nil)
+
+// receiveNone polls the queue as another worker would, for d, and fails on any message:
+// nothing the subscriber holds may become visible.
+func receiveNone(t *testing.T, client *awssqs.Client, url string, d time.Duration) {
+	t.Helper()
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		out, err := client.ReceiveMessage(t.Context(), &awssqs.ReceiveMessageInput{QueueUrl: aws.String(url), WaitTimeSeconds: 1,
+			MaxNumberOfMessages: 10, VisibilityTimeout: 1})
+		require.NoError(t, err)
+		require.Empty(t, out.Messages, "a message held by the subscriber became visible")
+	}
+}
+
+// A message handled for three times its visibility timeout, and the messages waiting
+// behind it in its batch, stay invisible: the heartbeat extends them. Without it they
+// would come back after one timeout and be received again.
+func TestSubscriberKeepsMessagesBeingHandledInvisible(t *testing.T) {
+	const visibility = 2 * time.Second
+	sub, client, q, m := feedOn(t, sqs.Config{Concurrency: 1, BatchSize: 10}, 3, visibility)
+	send(t, client, q.URL, "slow", "next-1", "next-2")
+	msgs, err := sub.Subscribe(t.Context(), app.TopicStatusChanges)
+	require.NoError(t, err)
+	var slow *message.Message
+	select {
+	case slow = <-msgs:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no message")
+	}
+	waitQueue(t, client, q.URL, 0, 3)
+	receiveNone(t, client, q.URL, 3*visibility)
+	slow.Ack()
+	got := map[string]string{string(slow.Payload): slow.Metadata.Get(sqs.MetaReceiveCount)}
+	for len(got) < 3 {
+		select {
+		case msg := <-msgs:
+			got[string(msg.Payload)] = msg.Metadata.Get(sqs.MetaReceiveCount)
+			msg.Ack()
+		case <-time.After(20 * time.Second):
+			t.Fatalf("received %v", got)
+		}
+	}
+	assert.Equal(t, map[string]string{"slow": "1", "next-1": "1", "next-2": "1"}, got, "each received once")
+	waitQueue(t, client, q.URL, 0, 0)
+	assert.Positive(t, counter(t, m.VisibilityChanges.WithLabelValues("extended")))
+}
+
+// A worker dies (here: every SQS call of it is dropped from then on, so its heartbeat
+// stops as a killed process's would) while it holds a batch. Another worker receives
+// the whole batch within the default visibility timeout (10 s) — not after the queue's
+// own (60 s in deployments/), which is what a dead worker's messages waited out before.
+func TestSubscriberDeadWorkersMessagesComeBackWithinTheTimeout(t *testing.T) {
+	ac := mototest.AWSConfig(t)
+	client := awssqs.NewFromConfig(ac)
+	q := mototest.CreateQueueWithDLQ(t, client, mototest.Name(t, "q"), 5, 60*time.Second)
+	proxy, err := faultinject.New(faultinject.Config{Upstream: mototest.Endpoint(t)})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = proxy.Close() })
+	m, err := sqs.NewMetrics(prometheus.NewRegistry())
+	require.NoError(t, err)
+	workerAC := ac.Copy()
+	workerAC.RetryMaxAttempts = 1 // a dead worker does not retry; its Close is quick
+	cfg := sqs.Config{QueueURL: q.URL, AWSConfig: workerAC, WaitTime: time.Second, Concurrency: 1,
+		OptFns: []func(*awssqs.Options){func(o *awssqs.Options) { o.BaseEndpoint = aws.String(proxy.URL()) }}}
+	sub, err := sqs.New(cfg, m, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = sub.Close() })
+	var bodies []string
+	for i := range 10 {
+		bodies = append(bodies, fmt.Sprintf("m-%d", i))
+	}
+	send(t, client, q.URL, bodies...)
+	msgs, err := sub.Subscribe(t.Context(), app.TopicStatusChanges)
+	require.NoError(t, err)
+	select {
+	case <-msgs: // handled forever: never acked
+	case <-time.After(20 * time.Second):
+		t.Fatal("no message")
+	}
+	waitQueue(t, client, q.URL, 0, 10)
+	require.Eventually(t, func() bool { return counter(t, m.VisibilityChanges.WithLabelValues("extended")) >= 10 },
+		20*time.Second, 50*time.Millisecond, "a heartbeat")
+
+	require.NoError(t, proxy.SetRules([]faultinject.Rule{{Service: faultinject.ServiceSQS, Kind: faultinject.DropRequest, Rate: 1}}))
+	died := time.Now()
+	back := map[string]bool{}
+	for len(back) < 10 {
+		out, err := client.ReceiveMessage(t.Context(), &awssqs.ReceiveMessageInput{QueueUrl: aws.String(q.URL), WaitTimeSeconds: 1, MaxNumberOfMessages: 10})
+		require.NoError(t, err)
+		for _, msg := range out.Messages {
+			back[aws.ToString(msg.Body)] = true
+		}
+		require.Less(t, time.Since(died), time.Minute, "the dead worker's messages did not come back: %d of 10", len(back))
+	}
+	took := time.Since(died)
+	t.Logf("the dead worker's 10 messages came back %s after it died (visibility timeout %s)", took.Round(100*time.Millisecond), sqs.DefaultVisibilityTimeout)
+	assert.LessOrEqual(t, took, sqs.DefaultVisibilityTimeout+5*time.Second, "within the visibility timeout (and a receive)")
+}
+
+// Closing makes the messages received but not handed out visible again at once.
+func TestSubscriberCloseReturnsWhatItHeld(t *testing.T) {
+	sub, client, q, m := feedOn(t, sqs.Config{Concurrency: 1, BatchSize: 10}, 3, 30*time.Second)
+	send(t, client, q.URL, "a", "b", "c")
+	msgs, err := sub.Subscribe(t.Context(), app.TopicStatusChanges)
+	require.NoError(t, err)
+	select {
+	case msg := <-msgs:
+		msg.Ack()
+	case <-time.After(20 * time.Second):
+		t.Fatal("no message")
+	}
+	waitQueue(t, client, q.URL, 0, 2)
+	require.NoError(t, sub.Close())
+	waitQueue(t, client, q.URL, 2, 0)
+	assert.Equal(t, 2.0, counter(t, m.VisibilityChanges.WithLabelValues("returned")))
+}
+
+// A nacked message stays invisible for RetryDelay — longer than the short visibility
+// timeout — and is then received again: retries of a failing message are spaced as
+// they were when the queue's own timeout governed them.
+func TestSubscriberNackedMessageComesBackAfterTheRetryDelay(t *testing.T) {
+	const retryDelay = 4 * time.Second
+	sub, client, q, m := feedOn(t, sqs.Config{Concurrency: 1, RetryDelay: retryDelay}, 3, time.Second)
+	send(t, client, q.URL, "failing")
+	msgs, err := sub.Subscribe(t.Context(), app.TopicStatusChanges)
+	require.NoError(t, err)
+	var nacked time.Time
+	select {
+	case msg := <-msgs:
+		msg.Nack()
+		nacked = time.Now()
+	case <-time.After(20 * time.Second):
+		t.Fatal("no message")
+	}
+	receiveNone(t, client, q.URL, retryDelay-time.Second)
+	select {
+	case msg := <-msgs:
+		assert.GreaterOrEqual(t, time.Since(nacked), retryDelay-500*time.Millisecond, "not before the retry delay")
+		assert.Equal(t, "2", msg.Metadata.Get(sqs.MetaReceiveCount))
+		msg.Ack()
+	case <-time.After(20 * time.Second):
+		t.Fatal("the nacked message did not come back")
+	}
+	assert.Equal(t, 1.0, counter(t, m.VisibilityChanges.WithLabelValues("retry_delayed")))
+}

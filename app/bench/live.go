@@ -1,5 +1,3 @@
-// Package bench holds agentwatch's load harnesses: what `agentwatch bench` runs to
-// measure the live path end to end, from the first POST to every execution visible.
 package bench
 
 import (

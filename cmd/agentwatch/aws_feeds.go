@@ -20,6 +20,7 @@ type awsFeedFlags struct {
 	batchSize   int
 	concurrency int
 	visibility  time.Duration
+	retryDelay  time.Duration
 	tagKeys     []string
 	tagTTL      time.Duration
 	tagTimeout  time.Duration
@@ -33,8 +34,10 @@ func registerAWSFeedFlags(f *pflag.FlagSet) *awsFeedFlags {
 		"URL of the SQS queue of Step Functions status changes in aws mode; without it status changes come only through POST /v1/events and ingest (env AGENTWATCH_SFN_QUEUE_URL)")
 	f.IntVar(&o.batchSize, "sfn-queue-batch", sqs.MaxBatchSize, "messages per SQS receive, 1 to 10")
 	f.IntVar(&o.concurrency, "sfn-queue-workers", 4, "SQS workers: each long-polls and handles one message at a time")
-	f.DurationVar(&o.visibility, "sfn-queue-visibility-timeout", 0,
-		"visibility timeout of received messages, whole seconds (0: the queue's); a failed message comes back after it")
+	f.DurationVar(&o.visibility, "sfn-queue-visibility-timeout", sqs.DefaultVisibilityTimeout,
+		"visibility timeout of received messages, whole seconds; extended while a message is handled, so a dead worker's messages come back within it")
+	f.DurationVar(&o.retryDelay, "sfn-queue-retry-delay", sqs.DefaultRetryDelay,
+		"how long a status change that failed stays invisible before it is received again, whole seconds; the dead-letter queue takes it after about maxReceiveCount times this")
 	f.StringSliceVar(&o.tagKeys, "agent-tag-keys", envList("AGENTWATCH_AGENT_TAG_KEYS", sfn.DefaultTagKeys),
 		"state-machine tag keys holding the agent name, first match wins (env AGENTWATCH_AGENT_TAG_KEYS, comma-separated)")
 	f.DurationVar(&o.tagTTL, "agent-tag-ttl", 10*time.Minute, "how long state-machine tags are cached")
@@ -58,7 +61,8 @@ func awsFeedModules(o *awsFeedFlags) ([]fx.Option, error) {
 		}
 		return []fx.Option{fx.Supply(tc), sfn.Module}, nil
 	}
-	qc := sqs.Config{QueueURL: o.queueURL, BatchSize: o.batchSize, Concurrency: o.concurrency, VisibilityTimeout: o.visibility}
+	qc := sqs.Config{QueueURL: o.queueURL, BatchSize: o.batchSize, Concurrency: o.concurrency, VisibilityTimeout: o.visibility,
+		RetryDelay: o.retryDelay}
 	qc.SetDefaults()
 	if err := errors.Join(qc.Validate(), tc.Validate()); err != nil {
 		return nil, err

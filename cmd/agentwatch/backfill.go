@@ -41,7 +41,7 @@ func newBackfillCommand(g *globals) *cobra.Command {
 			"up to date before it returns. The SDK's standard configuration applies (AWS_REGION,\n" +
 			"AWS_ENDPOINT_URL_SFN, ...). Needs states:ListExecutions, states:DescribeExecution and, for\n" +
 			"agent names from tags, states:ListTagsForResource.",
-		Args: cobra.NoArgs,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			mods, err := o.modules()
 			if err != nil {
@@ -109,26 +109,33 @@ func parseRate(v string) (float64, error) {
 // report, and in embedded mode projects what it appended.
 func (g *globals) runBackfill(ctx context.Context, o *backfillOptions, mods []fx.Option) error {
 	var bf *app.Backfiller
-	var cfg app.Config
-	cfg.SetDefaults()
-	local, populate := g.localProjection(cfg)
-	return g.withApp(ctx, cfg, append(mods, fx.Populate(&bf), populate), func(ctx context.Context) error {
+	var local *app.LocalProjection
+	return g.withApp(ctx, app.Config{}, append(mods, fx.Populate(&bf, &local)), func(ctx context.Context) error {
 		rep, runErr := bf.Run(ctx, o.cfg)
 		projected := 0
 		if runErr == nil && !o.cfg.DryRun {
 			var err error
-			if projected, err = local.catchUp(ctx); err != nil {
+			if projected, err = local.CatchUp(ctx); err != nil {
 				return fmt.Errorf("project backfilled events: %w", err)
 			}
+		}
+		if runErr != nil && missingCredentials(runErr) {
+			runErr = fmt.Errorf("no AWS credentials for the Step Functions API: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "+
+				"AWS_SECRET_ACCESS_KEY, or run where a role applies, then run the same command again: %w", runErr)
 		}
 		if g.asJSON {
 			if err := printJSON(g.out, rep); err != nil {
 				return errors.Join(runErr, err)
 			}
+			if runErr == nil {
+				return rejected(rep.Rejected, rep.Events)
+			}
 			return runErr
 		}
 		state := "complete"
 		switch {
+		case runErr != nil && missingCredentials(runErr):
+			state = "stopped: no AWS credentials (see the error)"
 		case runErr != nil:
 			state = "interrupted; run the same command again to resume"
 		case o.cfg.DryRun:
@@ -140,6 +147,22 @@ func (g *globals) runBackfill(ctx context.Context, o *backfillOptions, mods []fx
 		}
 		fmt.Fprintf(g.out, "%d executions seen%s, %d described (%d gone); %d status changes: %d appended, %d duplicates, %d rejected; %d journal events projected; %s\n",
 			rep.Executions, resumed, rep.Described, rep.Gone, rep.Events, rep.Appended, rep.Duplicates, rep.Rejected, projected, state)
+		if runErr == nil {
+			return rejected(rep.Rejected, rep.Events)
+		}
 		return runErr
 	})
+}
+
+// missingCredentials reports whether err is the SDK finding no credentials (it has no
+// error type for it, only these words).
+func missingCredentials(err error) bool {
+	msg := err.Error()
+	for _, s := range []string{"get credentials:", "failed to refresh cached credentials", "no valid providers in chain",
+		"static credentials are empty", "no EC2 IMDS role found"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }

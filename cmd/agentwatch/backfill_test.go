@@ -120,7 +120,7 @@ func TestBackfillCommandFromFakeAPI(t *testing.T) {
 			assert.Equal(t, 2*n, rep.Duplicates)
 
 			// The journal has each session's two status changes, agent from the tag.
-			out, err := runCLI(t.Context(), append([]string{"sessions", "events", "s-02"}, args...)...)
+			out, err := runCLI(t.Context(), append([]string{"sessions", "events", "s-02", "--json"}, args...)...)
 			require.NoError(t, err)
 			var got struct{ Items []domain.JournalItem }
 			require.NoError(t, json.Unmarshal([]byte(out), &got))

@@ -36,7 +36,7 @@ func newBenchLiveCommand(g *globals) *cobra.Command {
 			"/v1/executions until every execution is listed with its final status. It reports\n" +
 			"events/s from the first POST until then. Without --url it runs an embedded worker on a\n" +
 			"temporary data directory (or --data-dir) and also reports the WAL's peak size.",
-		Args: cobra.NoArgs,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			cfg := simulate.DefaultConfig()

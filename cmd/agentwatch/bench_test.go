@@ -7,6 +7,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/agentwatch/agentwatch/app/bench"
 )
 
 // TestBenchEmbedded runs `agentwatch bench` on a small journal and checks its report:
@@ -18,7 +20,7 @@ func TestBenchEmbedded(t *testing.T) {
 	require.NoError(t, err)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	assert.Contains(t, out, "rebuild: ")
-	var res benchResult
+	var res bench.RebuildResult
 	require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &res), "the last line is JSON: %s", lines[len(lines)-1])
 	assert.Equal(t, "sqlite", res.Backend)
 	assert.GreaterOrEqual(t, res.Events, int64(3000))
@@ -36,6 +38,32 @@ func TestBenchEmbedded(t *testing.T) {
 	listed, err := runCLI(t.Context(), "executions", "list", "--data-dir", dir, "--json", "--log-level", "error")
 	require.NoError(t, err)
 	assert.Contains(t, listed, "executionArn", "the rebuilt generation serves")
+}
+
+// TestBenchOnDynamoDBLocal runs `agentwatch bench --backend aws` on DynamoDB Local: the
+// rebuild's requests per event and the naive-projector and per-message-router
+// comparisons are in its report.
+func TestBenchOnDynamoDBLocal(t *testing.T) {
+	// The same key and region as dynamotest's own client: DynamoDB Local keeps one
+	// database per key and region.
+	t.Setenv("AWS_ACCESS_KEY_ID", "local")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
+	t.Setenv("AWS_REGION", "us-east-1")
+	args := backendArgs(t, "aws")
+	out, err := runCLI(t.Context(), append([]string{"bench", "--events", "300", "--seed", "5"}, args...)...)
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var res bench.RebuildResult
+	require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &res), "the last line is JSON: %s", lines[len(lines)-1])
+	assert.Equal(t, "aws", res.Backend)
+	assert.Positive(t, res.Requests)
+	assert.Positive(t, res.WriteRequests)
+	assert.Positive(t, res.NaiveWrites)
+	assert.Positive(t, res.NaiveTimeRatio)
+	assert.Greater(t, res.NaiveWritesRatio, 1.0, "the naive projector writes more than the rebuild")
+	assert.Positive(t, res.RouterTimeRatio)
+	assert.Contains(t, out, "naive projector")
+	assert.Contains(t, out, "GoChannel router")
 }
 
 // TestRebuildCommand rebuilds a data directory with the journal read in several parts

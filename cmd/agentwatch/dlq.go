@@ -1,13 +1,15 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/spf13/cobra"
+	"go.uber.org/fx"
 
 	"github.com/agentwatch/agentwatch/adapters/sqs"
+	"github.com/agentwatch/agentwatch/cmd/agentwatch/display"
 )
 
 // newDLQCommand is `agentwatch dlq`: what the status-change queue's dead-letter queue
@@ -27,56 +29,16 @@ func newDLQCommand(g *globals) *cobra.Command {
 			"The dead-letter queue is found through the queue's redrive policy (--sfn-queue-url), or named\n" +
 			"with --dlq-url. Peeking receives the messages and makes them visible again at once; it adds one\n" +
 			"to their receive count.",
-		Args: cobra.NoArgs,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
 			if peek < 0 {
 				return fmt.Errorf("--peek: must not be negative, is %d", peek)
 			}
-			dlq, err := sqs.OpenDeadLetterQueue(ctx, sqs.Config{QueueURL: queueURL, DLQURL: dlqURL})
-			if err != nil {
-				return err
-			}
-			depth, err := dlq.Depth(ctx)
-			if err != nil {
-				return err
-			}
-			var items []sqs.DeadLetter
-			if peek > 0 {
-				if items, err = dlq.Peek(ctx, peek); err != nil {
-					return err
-				}
-			}
-			if g.asJSON {
-				if items == nil {
-					items = []sqs.DeadLetter{}
-				}
-				return printJSON(g.out, map[string]any{"queueUrl": dlq.URL(), "depth": depth, "messages": items})
-			}
-			fmt.Fprintf(g.out, "%s: %d messages (%d in flight)\n", dlq.URL(), depth.Visible, depth.InFlight)
-			if len(items) == 0 {
-				return nil
-			}
-			fmt.Fprintln(g.out)
-			t := newTable(g.out, "MESSAGE ID", "SENT", "RECEIVES", "STATUS", "EXECUTION", "REASON")
-			for _, it := range items {
-				reason := it.Reason
-				if reason == "" {
-					reason = "parses: the append failed (see the worker log for the message id)"
-				}
-				sent := "-"
-				if !it.SentAt.IsZero() {
-					sent = it.SentAt.Format(time.RFC3339)
-				}
-				t.row(it.MessageID, sent, strconv.Itoa(it.ReceiveCount), orDash(it.Status), orDash(it.ExecutionArn), reason)
-			}
-			if err := t.flush(); err != nil {
-				return err
-			}
-			if len(items) < depth.Visible {
-				fmt.Fprintf(g.out, "\n%d of %d shown (--peek N for more)\n", len(items), depth.Visible)
-			}
-			return nil
+			var dlq *sqs.DeadLetterQueue
+			mods := []fx.Option{fx.Supply(sqs.Config{QueueURL: queueURL, DLQURL: dlqURL}), sqs.DLQModule, fx.Populate(&dlq)}
+			return g.runModules(cmd.Context(), mods, func(ctx context.Context) error {
+				return g.printDLQ(ctx, dlq, peek)
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -86,4 +48,48 @@ func newDLQCommand(g *globals) *cobra.Command {
 	f.IntVar(&peek, "peek", 10, "show up to N messages (0: only count them)")
 	f.BoolVar(&g.asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// printDLQ prints the depth of the dead-letter queue and up to peek of its messages.
+func (g *globals) printDLQ(ctx context.Context, dlq *sqs.DeadLetterQueue, peek int) error {
+	depth, err := dlq.Depth(ctx)
+	if err != nil {
+		return err
+	}
+	var items []sqs.DeadLetter
+	if peek > 0 {
+		if items, err = dlq.Peek(ctx, peek); err != nil {
+			return err
+		}
+	}
+	if g.asJSON {
+		if items == nil {
+			items = []sqs.DeadLetter{}
+		}
+		return printJSON(g.out, map[string]any{"queueUrl": dlq.URL(), "depth": depth, "messages": items})
+	}
+	fmt.Fprintf(g.out, "%s: %d messages (%d in flight)\n", dlq.URL(), depth.Visible, depth.InFlight)
+	if len(items) == 0 {
+		return nil
+	}
+	fmt.Fprintln(g.out)
+	t := g.newTable("MESSAGE ID", "SENT", "RECEIVES", "STATUS", "EXECUTION", "REASON").Flexible(4, 5)
+	for _, it := range items {
+		reason := it.Reason
+		if reason == "" {
+			reason = "parses: the append failed (see the worker log for the message id)"
+		}
+		sent := "-"
+		if !it.SentAt.IsZero() {
+			sent = display.Local(it.SentAt)
+		}
+		t.Row(it.MessageID, sent, strconv.Itoa(it.ReceiveCount), orDash(it.Status), orDash(it.ExecutionArn), reason)
+	}
+	if err := t.Flush(); err != nil {
+		return err
+	}
+	if len(items) < depth.Visible {
+		fmt.Fprintf(g.out, "\n%d of %d shown (--peek N for more)\n", len(items), depth.Visible)
+	}
+	return nil
 }

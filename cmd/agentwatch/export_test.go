@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/agentwatch/agentwatch/adapters/s3"
 	"github.com/agentwatch/agentwatch/adapters/sqs/mototest"
 )
 
@@ -181,10 +182,10 @@ func TestExportCommandToS3OnMoto(t *testing.T) {
 	})
 
 	t.Run("an exact key", func(t *testing.T) {
-		loc, err := s3Location("s3://b/daily/2024-11-05.ndjson", time.Now())
+		loc, err := s3.ExportLocation("s3://b/daily/2024-11-05.ndjson", "agentwatch-executions-20241105T010203Z.ndjson")
 		require.NoError(t, err)
 		assert.Equal(t, "daily/2024-11-05.ndjson", loc.Key)
-		loc, err = s3Location("s3://b", time.Date(2024, 11, 5, 1, 2, 3, 0, time.UTC))
+		loc, err = s3.ExportLocation("s3://b", "agentwatch-executions-20241105T010203Z.ndjson")
 		require.NoError(t, err)
 		assert.Equal(t, "agentwatch-executions-20241105T010203Z.ndjson", loc.Key)
 	})

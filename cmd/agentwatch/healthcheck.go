@@ -8,18 +8,20 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/agentwatch/agentwatch/adapters/httpapi"
 )
 
 // newHealthcheckCommand is `agentwatch healthcheck`: the container health check of an
 // image without a shell or curl (distroless). It GETs /healthz of the worker on --http
 // (a wildcard host means this host) and exits 0 on 200, 1 otherwise.
 func newHealthcheckCommand() *cobra.Command {
-	var addr string
+	var addr, tokenFile string
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "healthcheck",
 		Short: "Exit 0 if the worker at --http answers /healthz (the container's health check)",
-		Args:  cobra.NoArgs,
+		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			host, port, err := net.SplitHostPort(addr)
 			if err != nil {
@@ -34,6 +36,14 @@ func newHealthcheckCommand() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("healthz request: %w", err)
 			}
+			if tokenFile != "" {
+				// The worker may guard /healthz too (--auth-ops-endpoints).
+				tok, err := httpapi.ReadAuthToken(tokenFile)
+				if err != nil {
+					return fmt.Errorf("--auth-token-file: %w", err)
+				}
+				req.Header.Set("Authorization", "Bearer "+tok)
+			}
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				return fmt.Errorf("healthz: %w", err)
@@ -46,6 +56,7 @@ func newHealthcheckCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&addr, "http", envOr("AGENTWATCH_HTTP_ADDR", "127.0.0.1:8080"), "the worker's HTTP listen address (env AGENTWATCH_HTTP_ADDR)")
+	cmd.Flags().StringVar(&tokenFile, "auth-token-file", envOr("AGENTWATCH_AUTH_TOKEN_FILE", ""), "the worker's token file, sent as a bearer token (env AGENTWATCH_AUTH_TOKEN_FILE)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 3*time.Second, "how long to wait for the answer")
 	return cmd
 }

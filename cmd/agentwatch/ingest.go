@@ -1,53 +1,16 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"time"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/fx"
 
 	"github.com/agentwatch/agentwatch/app"
 )
-
-// localProjection projects, in embedded mode, what a command appended to the journal,
-// so that listings show the effect whether or not a worker runs. In AWS mode the
-// worker projects from the journal's stream, and catchUp does nothing.
-type localProjection struct {
-	projector   *app.Projector
-	tail        app.JournalTail
-	checkpoints app.CheckpointStore
-	checkpoint  string
-}
-
-// localProjection returns the projection and the fx option that fills it.
-func (g *globals) localProjection(cfg app.Config) (*localProjection, fx.Option) {
-	l := &localProjection{checkpoint: cfg.CheckpointName}
-	populate := fx.Populate(&l.projector, &l.checkpoints)
-	if g.backend == "sqlite" {
-		populate = fx.Options(populate, fx.Populate(&l.tail))
-	}
-	return l, populate
-}
-
-// catchUp projects the journal events after the worker's checkpoint and returns how
-// many it projected.
-func (l *localProjection) catchUp(ctx context.Context) (int, error) {
-	if l.tail == nil {
-		return 0, nil
-	}
-	return l.projector.CatchUp(ctx, l.tail, l.checkpoints, l.checkpoint, 2000)
-}
-
-// ingestChunk is how many NDJSON lines one journal append carries.
-const ingestChunk = 5000
 
 func newIngestCommand(g *globals) *cobra.Command {
 	var quiet bool
@@ -59,7 +22,7 @@ func newIngestCommand(g *globals) *cobra.Command {
 			"notification) or a journal item (plain or DynamoDB JSON). Each object is accepted, a\n" +
 			"duplicate, or rejected with the reason (and quarantined). In embedded mode the read models\n" +
 			"are brought up to date before it returns, whether or not a worker is running.",
-		Args: cobra.ExactArgs(1),
+		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			in, closeIn, err := openInput(cmd, args[0])
 			if err != nil {
@@ -67,41 +30,23 @@ func newIngestCommand(g *globals) *cobra.Command {
 			}
 			defer closeIn()
 			var ingester *app.Ingester
-			var cfg app.Config
-			cfg.SetDefaults()
-			local, populate := g.localProjection(cfg)
-			return g.withApp(cmd.Context(), cfg, []fx.Option{fx.Populate(&ingester), populate}, func(ctx context.Context) error {
-				total := app.IngestReport{Results: []app.IngestResult{}}
-				offset := 0
-				err := readChunks(in, func(body []byte, lines int) error {
-					rep, err := ingestWaiting(ctx, ingester, local, body)
-					if err != nil {
-						return err
-					}
-					for _, r := range rep.Results {
-						r.Index += offset
-						if r.Line > 0 {
-							r.Line += lines
-						}
-						if r.Status == app.IngestRejected || !quiet {
-							total.Results = append(total.Results, r)
-						}
-					}
-					offset += len(rep.Results)
-					total.Accepted += rep.Accepted
-					total.Duplicate += rep.Duplicate
-					total.Rejected += rep.Rejected
-					return nil
-				})
+			var local *app.LocalProjection
+			return g.withApp(cmd.Context(), app.Config{}, []fx.Option{fx.Populate(&ingester, &local)}, func(ctx context.Context) error {
+				total, err := ingester.IngestReader(ctx, app.SourceCLI, in, func(r app.IngestResult) bool {
+					return r.Status == app.IngestRejected || !quiet
+				}, local.WaitOut)
 				if err != nil {
 					return err
 				}
-				projected, err := local.catchUp(ctx)
+				projected, err := local.CatchUp(ctx)
 				if err != nil {
 					return fmt.Errorf("project ingested events: %w", err)
 				}
 				if g.asJSON {
-					return printJSON(g.out, total)
+					if err := printJSON(g.out, total); err != nil {
+						return err
+					}
+					return rejected(total.Rejected, total.Objects())
 				}
 				for _, r := range total.Results {
 					if r.Status == app.IngestRejected {
@@ -110,7 +55,7 @@ func newIngestCommand(g *globals) *cobra.Command {
 				}
 				fmt.Fprintf(g.out, "%d accepted, %d duplicate, %d rejected; %d journal events projected\n",
 					total.Accepted, total.Duplicate, total.Rejected, projected)
-				return nil
+				return rejected(total.Rejected, total.Objects())
 			})
 		},
 	}
@@ -119,31 +64,13 @@ func newIngestCommand(g *globals) *cobra.Command {
 	return cmd
 }
 
-// ingestWaiting ingests body, waiting while the projector is too far behind: it
-// projects the backlog itself (in embedded mode, beside any worker: commits are
-// exactly-once whoever makes them), or sleeps as the refusal says.
-func ingestWaiting(ctx context.Context, ingester *app.Ingester, local *localProjection, body []byte) (app.IngestReport, error) {
-	for {
-		rep, err := ingester.IngestBody(ctx, "cli", body)
-		bp, ok := errors.AsType[*app.BackpressureError](err)
-		if !ok {
-			return rep, err
-		}
-		n, cerr := local.catchUp(ctx)
-		if cerr != nil {
-			return rep, fmt.Errorf("project the backlog: %w", cerr)
-		}
-		if n > 0 {
-			continue
-		}
-		t := time.NewTimer(bp.RetryAfter)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return rep, ctx.Err()
-		case <-t.C:
-		}
+// rejected is the error of an input of which some objects were rejected (exit 4), nil
+// when none was.
+func rejected(n, objects int) error {
+	if n == 0 {
+		return nil
 	}
+	return rejectedError{rejected: n, objects: objects}
 }
 
 func openInput(cmd *cobra.Command, name string) (io.Reader, func(), error) {
@@ -155,47 +82,4 @@ func openInput(cmd *cobra.Command, name string) (io.Reader, func(), error) {
 		return nil, nil, fmt.Errorf("open input: %w", err)
 	}
 	return f, func() { f.Close() }, nil
-}
-
-// readChunks feeds fn with the input in pieces: NDJSON in chunks of ingestChunk lines
-// (so a million events never sit in memory at once), anything else whole. lines is the
-// number of lines before the chunk.
-func readChunks(r io.Reader, fn func(body []byte, lines int) error) error {
-	br := bufio.NewReaderSize(r, 1<<20)
-	first, err := br.ReadBytes('\n')
-	if err != nil && err != io.EOF {
-		return fmt.Errorf("read input: %w", err)
-	}
-	if t := bytes.TrimSpace(first); len(t) == 0 || t[0] != '{' || !json.Valid(t) {
-		// A JSON array, a pretty-printed object, or a single line: one body.
-		rest, err := io.ReadAll(br)
-		if err != nil {
-			return fmt.Errorf("read input: %w", err)
-		}
-		return fn(append(first, rest...), 0)
-	}
-	var chunk bytes.Buffer
-	chunk.Write(first)
-	n, before := 1, 0
-	for {
-		line, err := br.ReadBytes('\n')
-		if len(line) > 0 {
-			chunk.Write(line)
-			n++
-		}
-		if n >= ingestChunk || (err == io.EOF && chunk.Len() > 0) {
-			if ferr := fn(bytes.Clone(chunk.Bytes()), before); ferr != nil {
-				return ferr
-			}
-			before += n
-			chunk.Reset()
-			n = 0
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("read input: %w", err)
-		}
-	}
 }

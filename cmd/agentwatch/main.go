@@ -4,33 +4,20 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
-
-	"github.com/agentwatch/agentwatch/domain"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := newRootCommand()
-	if err := root.ExecuteContext(ctx); err != nil {
+	cmd, err := root.ExecuteContextC(ctx)
+	if err != nil {
+		flagNames(cmd, err)
 		fmt.Fprintln(os.Stderr, "agentwatch:", err)
 		os.Exit(exitCode(err))
 	}
-}
-
-func exitCode(err error) int {
-	switch {
-	case errors.Is(err, domain.ErrInvalid):
-		return 2
-	case errors.Is(err, domain.ErrNotFound):
-		return 3
-	case errors.Is(err, context.Canceled):
-		return 130
-	}
-	return 1
 }

@@ -17,7 +17,7 @@ func newMigrateCommand(g *globals) *cobra.Command {
 		Long: "migrate creates what is missing and checks what exists: in aws mode every DynamoDB table,\n" +
 			"GSI, TTL attribute and the journal's stream (NEW_IMAGE, enabled on an existing agents table);\n" +
 			"in embedded mode the SQLite schema. It prints what it created and what already existed.",
-		Args: cobra.NoArgs,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			if g.backend != "aws" {

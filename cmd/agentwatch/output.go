@@ -2,11 +2,12 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
+	"errors"
 	"io"
-	"strings"
-	"text/tabwriter"
 	"time"
+
+	"github.com/agentwatch/agentwatch/cmd/agentwatch/display"
+	"github.com/agentwatch/agentwatch/domain"
 )
 
 // printJSON writes v indented: the same shapes the HTTP API answers.
@@ -16,19 +17,6 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// table writes aligned columns.
-type table struct{ tw *tabwriter.Writer }
-
-func newTable(w io.Writer, headers ...string) *table {
-	t := &table{tw: tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)}
-	t.row(headers...)
-	return t
-}
-
-func (t *table) row(cols ...string) { fmt.Fprintln(t.tw, strings.Join(cols, "\t")) }
-
-func (t *table) flush() error { return t.tw.Flush() }
-
 func orDash(s string) string {
 	if s == "" {
 		return "-"
@@ -36,72 +24,32 @@ func orDash(s string) string {
 	return s
 }
 
-// shortTime renders an ISO timestamp as "2006-01-02 15:04:05".
-func shortTime(iso string) string {
-	t, err := time.Parse(time.RFC3339Nano, iso)
-	if err != nil {
-		return orDash(iso)
-	}
-	return t.UTC().Format("2006-01-02 15:04:05")
+// parseTimeFlag reads a time flag in the vocabulary the API shares
+// (domain.ParseTimeBound).
+func parseTimeFlag(name, v string, upper bool) (time.Time, error) {
+	return domain.ParseTimeBound("--"+name, v, time.Now(), upper)
 }
 
-func humanDuration(d time.Duration) string {
-	switch {
-	case d < 0:
-		return "-" + humanDuration(-d)
-	case d < time.Second:
-		return fmt.Sprintf("%dms", d.Milliseconds())
-	case d < time.Minute:
-		return fmt.Sprintf("%.1fs", d.Seconds())
-	case d < time.Hour:
-		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
-	default:
-		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+// checkLimit refuses a --limit outside 1..max, naming the flag.
+func checkLimit(name string, n, max int) error {
+	if n < 1 || n > max {
+		return usagef("--%s: must be between 1 and %d, not %d", name, max, n)
 	}
+	return nil
 }
 
-func statusIcon(status string) string {
-	switch status {
-	case "SUCCEEDED":
-		return "✓"
-	case "RUNNING", "PENDING_REDRIVE":
-		return "⚡"
-	case "FAILED", "TIMED_OUT":
-		return "✗"
-	case "ABORTED":
-		return "■"
-	}
-	return "?"
+// newTable starts a table in the command's style, on its output.
+func (g *globals) newTable(headers ...string) *display.Table {
+	return display.NewTable(g.out, g.style, headers...)
 }
 
-// parseTimeFlag reads --from/--to: RFC 3339, a date (YYYY-MM-DD), "today", "now", or
-// a duration ago such as "24h".
-func parseTimeFlag(name, v string, endOfDay bool) (time.Time, error) {
-	if v == "" {
-		return time.Time{}, nil
-	}
-	now := time.Now().UTC()
-	switch v {
-	case "now":
-		return now, nil
-	case "today":
-		d := now.Truncate(24 * time.Hour)
-		if endOfDay {
-			return d.Add(24*time.Hour - time.Millisecond), nil
+// setStyle chooses the command's style for its output and --color.
+func (g *globals) setStyle(out io.Writer) error {
+	if err := g.style.Set(g.color, out); err != nil {
+		if errors.Is(err, display.ErrMode) {
+			return usage(err)
 		}
-		return d, nil
+		return err
 	}
-	if d, err := time.ParseDuration(v); err == nil {
-		return now.Add(-d), nil
-	}
-	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
-		return t.UTC(), nil
-	}
-	if t, err := time.Parse("2006-01-02", v); err == nil {
-		if endOfDay {
-			return t.Add(24*time.Hour - time.Millisecond), nil
-		}
-		return t, nil
-	}
-	return time.Time{}, fmt.Errorf("--%s: %q is not a time (RFC 3339, YYYY-MM-DD, today, now, or a duration like 24h)", name, v)
+	return nil
 }

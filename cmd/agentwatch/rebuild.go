@@ -20,7 +20,7 @@ import (
 
 func newRebuildCommand(g *globals) *cobra.Command {
 	var opts app.RebuildOptions
-	cmd := &cobra.Command{
+	cmd := needsDatabase(&cobra.Command{
 		Use:   "rebuild",
 		Short: "Rebuild the read models from the journal into a new generation, then switch to it (zero downtime)",
 		Long: "rebuild reads the whole journal, folds it per session in memory, writes a new generation of\n" +
@@ -28,7 +28,7 @@ func newRebuildCommand(g *globals) *cobra.Command {
 			"reads to it atomically while a running worker keeps serving the old one. The old generation is\n" +
 			"dropped after --grace. Ctrl-C (or SIGTERM) leaves the live generation untouched and removes the\n" +
 			"partial one. It raises no alert for the history it replays.",
-		Args: cobra.NoArgs,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var rb *app.Rebuilder
 			cfg := app.Config{}
@@ -54,7 +54,7 @@ func newRebuildCommand(g *globals) *cobra.Command {
 				return nil
 			})
 		},
-	}
+	})
 	f := cmd.Flags()
 	f.StringVar(&opts.Projection, "projection", "all", "a registered read model's name, or all (all share the session aggregates: a generation is rebuilt whole)")
 	f.IntVar(&opts.Parallel, "parallel", 0, "read the journal in N parts at once: DynamoDB Scan segments (default 4), SQLite readers (default one per CPU, at most 4)")

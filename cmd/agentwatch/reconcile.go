@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"os"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -21,15 +20,19 @@ type reconcileFlags struct {
 	grace         time.Duration
 	openLookback  time.Duration
 	rate          float64
+	// badInterval is AGENTWATCH_RECONCILE_INTERVAL when it is not a duration.
+	badInterval string
 }
 
 // registerReconcileFlags adds the reconcile sweep's flags to f (the run command's) and
 // returns where their values land, for reconcileModules.
 func registerReconcileFlags(f *pflag.FlagSet) *reconcileFlags {
 	o := &reconcileFlags{}
-	interval, err := time.ParseDuration(envOr("AGENTWATCH_RECONCILE_INTERVAL", "0s"))
+	raw := envOr("AGENTWATCH_RECONCILE_INTERVAL", "0s")
+	interval, err := time.ParseDuration(raw)
 	if err != nil {
 		interval = -1 // reported by reconcileModules, with the variable's name
+		o.badInterval = raw
 	}
 	f.DurationVar(&o.interval, "reconcile-interval", interval,
 		"sweep the Step Functions API this often for status changes EventBridge dropped, and journal them; 0: off (env AGENTWATCH_RECONCILE_INTERVAL)")
@@ -55,8 +58,8 @@ func reconcileModules(o *reconcileFlags) ([]fx.Option, error) {
 		return nil, nil
 	}
 	if o.interval < 0 {
-		if v, ok := os.LookupEnv("AGENTWATCH_RECONCILE_INTERVAL"); ok {
-			return nil, errors.New("AGENTWATCH_RECONCILE_INTERVAL: " + v + " is not a duration (like 15m)")
+		if o.badInterval != "" {
+			return nil, errors.New("AGENTWATCH_RECONCILE_INTERVAL: " + o.badInterval + " is not a duration (like 15m)")
 		}
 	}
 	var errs []error

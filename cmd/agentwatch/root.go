@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -15,6 +18,8 @@ import (
 	"github.com/agentwatch/agentwatch/adapters/dynamodb"
 	"github.com/agentwatch/agentwatch/adapters/sqlite"
 	"github.com/agentwatch/agentwatch/app"
+	"github.com/agentwatch/agentwatch/cmd/agentwatch/display"
+	"github.com/agentwatch/agentwatch/domain"
 )
 
 // globals are the flags every subcommand takes.
@@ -26,9 +31,10 @@ type globals struct {
 	logLevel     string
 	logFormat    string
 	asJSON       bool
+	color        string
 	out          io.Writer
-	// cpuProfile, if set, receives bench's CPU profile.
-	cpuProfile *os.File
+	// style says how tables are drawn: width and colour (output.go).
+	style display.Style
 	// awsFeeds are the run command's AWS feed flags.
 	awsFeeds *awsFeedFlags
 }
@@ -47,11 +53,22 @@ func newRootCommand() *cobra.Command {
 			switch g.backend {
 			case "sqlite", "aws":
 			default:
-				return fmt.Errorf("--backend: must be sqlite or aws, not %q", g.backend)
+				return usagef("--backend: must be sqlite or aws, not %q", g.backend)
 			}
-			return nil
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
+				return usagef("--log-level: must be debug, info, warn or error, not %q", g.logLevel)
+			}
+			if f := strings.ToLower(g.logFormat); f != "text" && f != "json" {
+				return usagef("--log-format: must be text or json, not %q", g.logFormat)
+			}
+			if err := g.setStyle(cmd.OutOrStdout()); err != nil {
+				return err
+			}
+			return g.checkDatabase(cmd)
 		},
 	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage(err) })
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.dataDir, "data-dir", envOr("AGENTWATCH_DATA_DIR", "./data"), "directory of the embedded database (env AGENTWATCH_DATA_DIR)")
 	pf.StringVar(&g.backend, "backend", envOr("AGENTWATCH_BACKEND", "sqlite"), "storage backend: sqlite or aws (env AGENTWATCH_BACKEND)")
@@ -59,6 +76,7 @@ func newRootCommand() *cobra.Command {
 	pf.StringVar(&g.journalTable, "journal-table", envOr("AGENTWATCH_JOURNAL_TABLE", ""), "the agents' journal table in aws mode (default <table-prefix>-journal; env AGENTWATCH_JOURNAL_TABLE)")
 	pf.StringVar(&g.logLevel, "log-level", envOr("AGENTWATCH_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env AGENTWATCH_LOG_LEVEL)")
 	pf.StringVar(&g.logFormat, "log-format", envOr("AGENTWATCH_LOG_FORMAT", "text"), "log format: text or json (env AGENTWATCH_LOG_FORMAT)")
+	pf.StringVar(&g.color, "color", "auto", "colour in tables: auto (on a terminal, unless NO_COLOR is set), always or never")
 	root.AddCommand(
 		newRunCommand(g),
 		newIngestCommand(g),
@@ -78,6 +96,37 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newExportCommand(g))
 	root.AddCommand(newHealthcheckCommand())
 	return root
+}
+
+// needsDatabaseKey annotates the commands that read an existing store: with the
+// embedded backend they refuse a --data-dir that holds no database, rather than create
+// an empty one and answer from it.
+const needsDatabaseKey = "agentwatch/needs-database"
+
+// needsDatabase marks cmd as reading an existing store.
+func needsDatabase(cmd *cobra.Command) *cobra.Command {
+	if cmd.Annotations == nil {
+		cmd.Annotations = map[string]string{}
+	}
+	cmd.Annotations[needsDatabaseKey] = "true"
+	return cmd
+}
+
+// checkDatabase refuses, for a command that reads an existing store, a --data-dir
+// without the embedded database (a mistyped directory).
+func (g *globals) checkDatabase(cmd *cobra.Command) error {
+	if g.backend != "sqlite" || cmd.Annotations[needsDatabaseKey] != "true" {
+		return nil
+	}
+	path := filepath.Join(g.dataDir, sqlite.FileName)
+	if _, err := os.Stat(path); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("--data-dir %s holds no agentwatch database (no %s; pass the directory that `agentwatch run` or `agentwatch ingest` used): %w",
+				g.dataDir, sqlite.FileName, domain.ErrNotFound)
+		}
+		return fmt.Errorf("--data-dir %s: %w", g.dataDir, err)
+	}
+	return nil
 }
 
 func envOr(key, def string) string {
@@ -133,15 +182,19 @@ func (g *globals) dynamoConfig() dynamodb.Config {
 // withApp builds an fx app of the backend and the core use cases plus extra, starts
 // it, runs fn, and stops it.
 func (g *globals) withApp(ctx context.Context, cfg app.Config, extra []fx.Option, fn func(ctx context.Context) error) error {
-	logger := g.logger()
 	mods, err := g.backendModules(false)
 	if err != nil {
 		return err
 	}
 	cfg.SetDefaults()
-	opts := append([]fx.Option{fx.Supply(cfg, logger), fx.NopLogger, app.CoreModule}, mods...)
-	opts = append(opts, extra...)
-	fxApp := fx.New(opts...)
+	opts := append([]fx.Option{fx.Supply(cfg), app.CoreModule}, mods...)
+	return g.runModules(ctx, append(opts, extra...), fn)
+}
+
+// runModules builds an fx app of opts (and the logger), starts it, runs fn, and stops
+// it.
+func (g *globals) runModules(ctx context.Context, opts []fx.Option, fn func(ctx context.Context) error) error {
+	fxApp := fx.New(append([]fx.Option{fx.Supply(g.logger()), fx.NopLogger}, opts...)...)
 	if err := fxApp.Err(); err != nil {
 		return err
 	}

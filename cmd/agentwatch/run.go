@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -26,6 +27,8 @@ type runOptions struct {
 	demoSeed      uint64
 	httpAddr      string
 	baseURL       string
+	authTokenFile string
+	authOps       bool
 	interval      time.Duration
 	grace         time.Duration
 	timeouts      map[domain.Stage]*time.Duration
@@ -35,6 +38,8 @@ type runOptions struct {
 	shutdown      time.Duration
 	adaptive      stuck.Adaptive
 	reconcile     *reconcileFlags
+	consoleURL    string
+	logLinks      []string
 }
 
 func newRunCommand(g *globals) *cobra.Command {
@@ -42,7 +47,7 @@ func newRunCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the worker: ingest, projection, stuck detector, HTTP API and History page",
-		Args:  cobra.NoArgs,
+		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return g.runWorker(cmd.Context(), o)
 		},
@@ -52,6 +57,9 @@ func newRunCommand(g *globals) *cobra.Command {
 	f.Float64Var(&o.demoRate, "demo-rate", 2, "demo sessions per second")
 	f.Uint64Var(&o.demoSeed, "demo-seed", uint64(time.Now().UnixNano()), "demo traffic seed")
 	f.StringVar(&o.httpAddr, "http", envOr("AGENTWATCH_HTTP_ADDR", "127.0.0.1:8080"), "HTTP listen address (env AGENTWATCH_HTTP_ADDR)")
+	f.StringVar(&o.authTokenFile, "auth-token-file", envOr("AGENTWATCH_AUTH_TOKEN_FILE", ""),
+		"file holding the bearer token every /v1 endpoint then requires (at least 16 visible ASCII characters; the History page asks for it once) (env AGENTWATCH_AUTH_TOKEN_FILE)")
+	f.BoolVar(&o.authOps, "auth-ops-endpoints", false, "also require the token on /healthz, /readyz and /metrics")
 	f.StringVar(&o.baseURL, "base-url", envOr("AGENTWATCH_BASE_URL", ""), "public URL of the History page, for links in alerts (env AGENTWATCH_BASE_URL)")
 	f.DurationVar(&o.interval, "detector-interval", 5*time.Second, "how often the stuck detector evaluates")
 	f.DurationVar(&o.grace, "completion-grace", 0, "how long after an execution ended the agent's completion may still arrive (default 2m; demo 15s)")
@@ -62,6 +70,9 @@ func newRunCommand(g *globals) *cobra.Command {
 	f.StringVar(&o.webhookSecret, "webhook-secret", envOr("AGENTWATCH_WEBHOOK_SECRET", ""), "sign webhook bodies with HMAC-SHA256 (env AGENTWATCH_WEBHOOK_SECRET)")
 	f.StringVar(&o.snsTopicArn, "alert-topic-arn", envOr("AGENTWATCH_ALERT_TOPIC_ARN", ""), "publish alerts to this SNS topic (env AGENTWATCH_ALERT_TOPIC_ARN)")
 	f.DurationVar(&o.shutdown, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown may take")
+	f.StringVar(&o.consoleURL, "console-url", "", "template of the History page's link to an execution in the Step Functions console (placeholders as --log-link; empty: the console of the ARN's region; none: no link)")
+	f.StringArrayVar(&o.logLinks, "log-link", splitLogLinks(envOr("AGENTWATCH_LOG_LINKS", "")),
+		"a link from each execution to its logs on the History page, LABEL=URL; the URL may hold {region}, {executionArn}, {sessionId}, {executionName}, {agentName}, {startMs}, {stopMs}; repeatable (the variable separates entries with |; env AGENTWATCH_LOG_LINKS)")
 	g.awsFeeds = registerAWSFeedFlags(f)
 	o.reconcile = registerReconcileFlags(f)
 	f.BoolVar(&o.adaptive.Enabled, "adaptive", false, "derive per-agent stage deadlines from each agent's own p99 stage durations")
@@ -122,7 +133,21 @@ func (g *globals) workerApp(o *runOptions, logger *slog.Logger) (*fx.App, *httpa
 	if err != nil {
 		return nil, nil, err
 	}
-	httpCfg := httpapi.Config{Addr: o.httpAddr, BaseURL: o.baseURL}
+	httpCfg := httpapi.Config{Addr: o.httpAddr, BaseURL: o.baseURL, AuthOps: o.authOps, ConsoleURL: o.consoleURL}
+	if o.authTokenFile != "" {
+		if httpCfg.AuthToken, err = httpapi.ReadAuthToken(o.authTokenFile); err != nil {
+			return nil, nil, fmt.Errorf("--auth-token-file: %w", err)
+		}
+	} else if o.authOps {
+		return nil, nil, errors.New("--auth-ops-endpoints: requires --auth-token-file")
+	}
+	for _, l := range o.logLinks {
+		link, err := httpapi.ParseLogLink(l)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--log-link: %w", err)
+		}
+		httpCfg.LogLinks = append(httpCfg.LogLinks, link)
+	}
 	opts := []fx.Option{
 		fx.Supply(cfg, logger, httpCfg, alerts.Config{Webhook: alerts.WebhookConfig{URL: o.webhookURL, Secret: o.webhookSecret}, SNSTopicArn: o.snsTopicArn}),
 		fx.WithLogger(fxLogger(logger)),
@@ -148,6 +173,18 @@ func (g *globals) workerApp(o *runOptions, logger *slog.Logger) (*fx.App, *httpa
 		return nil, nil, err
 	}
 	return fxApp, server, nil
+}
+
+// splitLogLinks reads AGENTWATCH_LOG_LINKS: LABEL=URL entries separated by '|' (which
+// a URL holds only percent-encoded).
+func splitLogLinks(v string) []string {
+	var out []string
+	for part := range strings.SplitSeq(v, "|") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
 }
 
 // readyCheck is /readyz: ready while the router runs and the stores answer.

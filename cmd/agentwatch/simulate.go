@@ -16,7 +16,7 @@ func newSimulateCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "simulate",
 		Short: "Generate realistic agent traffic as NDJSON (the input ingest and POST /v1/events take)",
-		Args:  cobra.NoArgs,
+		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			objs, _, err := simulate.Generate(cfg)
 			if err != nil {
