@@ -2,6 +2,7 @@ package domain
 
 import (
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -49,6 +50,12 @@ func Truncate(s string, max int) (string, bool) {
 		cut--
 	}
 	return s[:cut] + marker, true
+}
+
+// IsTruncated reports whether s ends with the marker Truncate appends.
+func IsTruncated(s string) bool {
+	i := strings.LastIndex(s, TruncationMarker)
+	return i >= 0 && strings.HasSuffix(s, " bytes in all]")
 }
 
 // fieldCap is the cap of one field of an ingested object.

@@ -15,7 +15,7 @@ import (
 )
 
 // GetDocument returns the document of key in table (a consistent read);
-// domain.ErrNotFound (wrapped) when there is none.
+// domain.ErrNotFound when there is none.
 func (s *ReadModelStore) GetDocument(ctx context.Context, table, key string) (projections.Row, error) {
 	t, name, err := s.tableOf(ctx, table)
 	if err != nil {
@@ -27,7 +27,7 @@ func (s *ReadModelStore) GetDocument(ctx context.Context, table, key string) (pr
 		return projections.Row{}, fmt.Errorf("get %s %s: %w", table, key, edge(err))
 	}
 	if out.Item == nil {
-		return projections.Row{}, fmt.Errorf("%s %s: %w", table, key, domain.ErrNotFound)
+		return projections.Row{}, domain.ErrNotFound
 	}
 	return decodeDoc(t, out.Item)
 }

@@ -195,6 +195,10 @@ func TestHistoryPageInBrowser(t *testing.T) {
 	p.waitFor(t, "the rows, every outcome known", `document.querySelectorAll('#rows tr').length === 22 &&
 		![...document.querySelectorAll('#rows tr')].some(tr => !tr.dataset.outcome)`)
 	p.waitFor(t, "live", `document.getElementById('live').dataset.transport === 'sse'`)
+	// Outcomes come with the items; what only the sessions say (a redrive's attempts, how
+	// long an open session has been silent) comes once they are read.
+	p.waitFor(t, "the sessions read", `document.querySelector('#rows .attempt-duration') !== null &&
+		document.querySelector('#rows .silent') !== null`)
 
 	t.Run("the agent's outcome comes first and a failed agent is red", func(t *testing.T) {
 		m := rowsByName(t, p)

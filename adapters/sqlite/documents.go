@@ -10,7 +10,7 @@ import (
 	"github.com/agentwatch/agentwatch/projections"
 )
 
-// GetDocument returns the document of key in table; domain.ErrNotFound (wrapped) when
+// GetDocument returns the document of key in table; domain.ErrNotFound when
 // there is none.
 func (s *ReadModelStore) GetDocument(ctx context.Context, table, key string) (projections.Row, error) {
 	ts, err := s.tableOf(ctx, table)
@@ -30,7 +30,7 @@ func (s *ReadModelStore) GetDocument(ctx context.Context, table, key string) (pr
 		return projections.Row{}, fmt.Errorf("get %s %s: %w", table, key, err)
 	}
 	if len(out) == 0 {
-		return projections.Row{}, fmt.Errorf("%s %s: %w", table, key, domain.ErrNotFound)
+		return projections.Row{}, domain.ErrNotFound
 	}
 	return out[0], nil
 }

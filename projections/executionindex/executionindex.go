@@ -80,7 +80,10 @@ func itemOf(s *domain.Session, e *domain.ExecState, d *domain.Diagnosis) Item {
 		it.AgentName = Unknown
 	}
 	if d.Outcome.Failed() && d.Outcome != domain.OutcomeMissingCompletion {
-		it.ErrorMessage, it.ErrorMessageTruncated = domain.Truncate(d.ErrorMessage, MaxErrorMessage)
+		var cut bool
+		it.ErrorMessage, cut = domain.Truncate(d.ErrorMessage, MaxErrorMessage)
+		// The session keeps messages cut already (domain.MaxSessionErrorBytes), marked.
+		it.ErrorMessageTruncated = cut || domain.IsTruncated(it.ErrorMessage)
 	}
 	if e.Status.Terminal() && e.StopMs != 0 {
 		it.StopDate = msTime(e.StopMs)

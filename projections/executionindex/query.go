@@ -110,7 +110,7 @@ func NewStore(docs projections.DocumentReader) Store { return Store{docs: docs} 
 func (s Store) Get(ctx context.Context, executionArn string) (Item, error) {
 	row, err := s.docs.GetDocument(ctx, Table, executionArn)
 	if err != nil {
-		return Item{}, fmt.Errorf("execution %s: %w", executionArn, err)
+		return Item{}, fmt.Errorf("get execution %s: %w", executionArn, err)
 	}
 	return itemOfRow(row), nil
 }
