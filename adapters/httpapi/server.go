@@ -33,7 +33,7 @@ type Server struct {
 	auth     auth
 	// guardMetrics count the requests the guard refuses.
 	guardMetrics guardMetrics
-	live     *liveHub
+	live         *liveHub
 
 	// stopping makes /readyz answer 503 once Stop began.
 	stopping atomic.Bool
